@@ -1,0 +1,2 @@
+//! gatewayd: pools Gemini API keys behind one endpoint.
+pub mod config;
