@@ -1,0 +1,82 @@
+-- gemini-gateway schema, version 1 (PRAGMA user_version = 1).
+-- Times are INTEGER milliseconds since the Unix epoch, UTC.
+
+-- Every Gemini key in the pool. `state` is the operator/health state; "cooling" is derived from
+-- key_cooldowns, because a key cools per model and stays usable for the others.
+CREATE TABLE keys (
+    id             INTEGER PRIMARY KEY,
+    key            TEXT    NOT NULL UNIQUE,
+    state          TEXT    NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'invalid', 'disabled')),
+    failures       INTEGER NOT NULL DEFAULT 0,
+    last_error     TEXT,
+    invalid_reason TEXT,
+    added_at       INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+);
+
+-- A rate-limited key rests for one model until a time, for a reason (rpm, tpm, rpd, unknown).
+CREATE TABLE key_cooldowns (
+    key_id INTEGER NOT NULL REFERENCES keys (id) ON DELETE CASCADE,
+    model  TEXT    NOT NULL,
+    until  INTEGER NOT NULL,
+    reason TEXT    NOT NULL,
+    PRIMARY KEY (key_id, model)
+);
+
+-- Every key the store has ever held, so `keys.api_keys` seeds a key only once: a key removed
+-- with gbctl stays removed across restarts.
+CREATE TABLE key_history (
+    key TEXT PRIMARY KEY
+);
+
+-- Runtime settings: dotted field name -> TOML literal. They override file and environment.
+CREATE TABLE settings (
+    name       TEXT    PRIMARY KEY,
+    value      TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+-- One row per client request.
+CREATE TABLE request_log (
+    id                INTEGER PRIMARY KEY,
+    ts                INTEGER NOT NULL,
+    route             TEXT    NOT NULL,
+    model             TEXT,
+    key_id            INTEGER,
+    status            INTEGER NOT NULL,
+    latency_ms        INTEGER NOT NULL,
+    attempts          INTEGER NOT NULL,
+    trail             TEXT    NOT NULL,
+    stream            INTEGER NOT NULL,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    error             TEXT
+);
+CREATE INDEX request_log_ts ON request_log (ts);
+
+-- One row per upstream attempt, for per-key counts (requests_24h, errors_24h, last_used).
+CREATE TABLE attempt_log (
+    id         INTEGER PRIMARY KEY,
+    request_id INTEGER NOT NULL REFERENCES request_log (id) ON DELETE CASCADE,
+    ts         INTEGER NOT NULL,
+    key_id     INTEGER NOT NULL,
+    status     INTEGER,
+    ok         INTEGER NOT NULL,
+    latency_ms INTEGER NOT NULL
+);
+CREATE INDEX attempt_log_key_ts ON attempt_log (key_id, ts);
+CREATE INDEX attempt_log_request ON attempt_log (request_id);
+
+-- One row per failed upstream attempt: the upstream status and body (truncated, keys redacted).
+CREATE TABLE error_log (
+    id           INTEGER PRIMARY KEY,
+    ts           INTEGER NOT NULL,
+    route        TEXT    NOT NULL,
+    model        TEXT,
+    key_id       INTEGER,
+    status       INTEGER,
+    error        TEXT    NOT NULL,
+    body         TEXT,
+    request_body TEXT
+);
+CREATE INDEX error_log_ts ON error_log (ts);
