@@ -1,0 +1,280 @@
+//! The request and error logs on their way to SQLite: record types, a bounded channel the hot path
+//! sends on without ever waiting (a full channel drops the record and counts it), and the one
+//! writer task that batches inserts. Key-health changes travel on their own unbounded channel,
+//! because those must never be dropped (they are rare: only a change of state is sent).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::keypool::Health;
+use crate::store::Store;
+
+/// How many records are written in one transaction at most.
+const BATCH: usize = 512;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub ts: DateTime<Utc>,
+    pub key_id: i64,
+    /// Upstream HTTP status; `None` when no answer came (timeout, reset).
+    pub status: Option<u16>,
+    pub ok: bool,
+    pub latency_ms: u64,
+    /// What the trail shows after the status: `rpm`, `invalid`, `timeout`, `empty`.
+    pub word: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub ts: DateTime<Utc>,
+    pub route: String,
+    pub model: Option<String>,
+    /// The key of the last attempt.
+    pub key_id: Option<i64>,
+    pub status: u16,
+    pub latency_ms: u64,
+    pub attempts: Vec<AttemptRecord>,
+    pub attempt_count: u32,
+    /// Set when read back from the store, where the attempts are not loaded.
+    pub stored_trail: Option<String>,
+    pub stream: bool,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl RequestRecord {
+    /// `#17 429 rpm → #3 200`.
+    pub fn trail(&self) -> String {
+        if let Some(t) = &self.stored_trail {
+            return t.clone();
+        }
+        self.attempts
+            .iter()
+            .map(|a| {
+                let mut s = format!("#{}", a.key_id);
+                if let Some(status) = a.status {
+                    s.push_str(&format!(" {status}"));
+                }
+                if let Some(w) = &a.word {
+                    s.push(' ');
+                    s.push_str(w);
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorRecord {
+    pub ts: DateTime<Utc>,
+    pub route: String,
+    pub model: Option<String>,
+    pub key_id: Option<i64>,
+    pub status: Option<u16>,
+    pub error: String,
+    /// Upstream body, truncated and with keys redacted.
+    pub body: Option<String>,
+    pub request_body: Option<String>,
+}
+
+enum Record {
+    Request(Box<RequestRecord>),
+    Error(Box<ErrorRecord>),
+}
+
+/// A request record as written, with its row id, for `gbctl logs -f`.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub id: i64,
+    pub record: RequestRecord,
+}
+
+/// The hot path's handle: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct Logbook {
+    records: mpsc::Sender<Record>,
+    health: mpsc::UnboundedSender<(i64, Health)>,
+    dropped: Arc<AtomicU64>,
+    follow: broadcast::Sender<Written>,
+}
+
+impl Logbook {
+    pub fn request(&self, r: RequestRecord) {
+        self.send(Record::Request(Box::new(r)));
+    }
+
+    pub fn error(&self, e: ErrorRecord) {
+        self.send(Record::Error(Box::new(e)));
+    }
+
+    fn send(&self, r: Record) {
+        if self.records.try_send(r).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Persists a key's new health (sent only when it changed).
+    pub fn health(&self, id: i64, h: Health) {
+        // The receiver lives until shutdown; a send after it is gone has nowhere to go.
+        let _ = self.health.send((id, h));
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Written> {
+        self.follow.subscribe()
+    }
+}
+
+/// Owns the writer task; `close` flushes what is queued and waits for it.
+pub struct Writer {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    pub async fn close(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+pub fn start(store: Store, capacity: usize) -> (Logbook, Writer) {
+    let (records_tx, records) = mpsc::channel(capacity);
+    let (health_tx, health) = mpsc::unbounded_channel();
+    let (follow, _) = broadcast::channel(1024);
+    let (stop_tx, stop) = oneshot::channel();
+    let book = Logbook { records: records_tx, health: health_tx, dropped: Arc::default(), follow: follow.clone() };
+    let task = tokio::spawn(write_loop(store, records, health, stop, follow));
+    (book, Writer { stop: Some(stop_tx), task })
+}
+
+async fn write_loop(
+    store: Store,
+    mut records: mpsc::Receiver<Record>,
+    mut health: mpsc::UnboundedReceiver<(i64, Health)>,
+    mut stop: oneshot::Receiver<()>,
+    follow: broadcast::Sender<Written>,
+) {
+    let mut stopping = false;
+    loop {
+        let mut requests = Vec::new();
+        let mut errors = Vec::new();
+        let mut healths: BTreeMap<i64, Health> = BTreeMap::new();
+        let take = |r: Record, requests: &mut Vec<RequestRecord>, errors: &mut Vec<ErrorRecord>| match r {
+            Record::Request(r) => requests.push(*r),
+            Record::Error(e) => errors.push(*e),
+        };
+        if !stopping {
+            tokio::select! {
+                r = records.recv() => match r {
+                    Some(r) => take(r, &mut requests, &mut errors),
+                    None => stopping = true,
+                },
+                Some((id, h)) = health.recv() => { healths.insert(id, h); }
+                _ = &mut stop => stopping = true,
+            }
+        }
+        while requests.len() + errors.len() < BATCH {
+            match records.try_recv() {
+                Ok(r) => take(r, &mut requests, &mut errors),
+                Err(_) => break,
+            }
+        }
+        while let Ok((id, h)) = health.try_recv() {
+            healths.insert(id, h);
+        }
+        let idle = requests.is_empty() && errors.is_empty() && healths.is_empty();
+        if !idle {
+            let store = store.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                let now = Utc::now();
+                if !healths.is_empty() {
+                    let updates: Vec<(i64, Health)> = healths.into_iter().collect();
+                    if let Err(e) = store.save_health(&updates, now) {
+                        tracing::error!("saving key health failed: {e}");
+                    }
+                }
+                match store.insert_logs(&requests, &errors) {
+                    Ok(ids) => ids.into_iter().zip(requests).map(|(id, record)| Written { id, record }).collect(),
+                    Err(e) => {
+                        tracing::error!("writing {} log records failed: {e}", requests.len() + errors.len());
+                        Vec::new()
+                    }
+                }
+            })
+            .await
+            .unwrap_or_default();
+            for w in written {
+                let _ = follow.send(w);
+            }
+        }
+        if stopping && idle {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(ts: DateTime<Utc>) -> RequestRecord {
+        RequestRecord {
+            ts,
+            route: "r".into(),
+            model: None,
+            key_id: None,
+            status: 200,
+            latency_ms: 1,
+            attempts: vec![],
+            attempt_count: 0,
+            stored_trail: None,
+            stream: false,
+            prompt_tokens: None,
+            completion_tokens: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn trail_reads_like_the_contract() {
+        let a = |key_id, status, word: Option<&str>| AttemptRecord {
+            ts: Utc::now(),
+            key_id,
+            status,
+            ok: status == Some(200),
+            latency_ms: 1,
+            word: word.map(String::from),
+        };
+        let mut r = record(Utc::now());
+        r.attempts = vec![a(17, Some(429), Some("rpm")), a(5, None, Some("timeout")), a(3, Some(200), None)];
+        assert_eq!(r.trail(), "#17 429 rpm → #5 timeout → #3 200");
+    }
+
+    #[tokio::test]
+    async fn full_channel_drops_and_counts_and_close_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        // A current-thread runtime: the writer cannot run while this test sends, so the channel fills.
+        let (book, writer) = start(store.clone(), 4);
+        for _ in 0..10 {
+            book.request(record(Utc::now()));
+        }
+        assert_eq!(book.dropped(), 6);
+        writer.close().await;
+        let rows = store.recent_requests(&crate::store::LogFilter { limit: 100, ..Default::default() }).unwrap();
+        assert_eq!(rows.len(), 4);
+    }
+}
