@@ -1,0 +1,117 @@
+//! Client authentication: the gateway token from `Authorization: Bearer`, `x-goog-api-key` or
+//! `?key=`, compared in constant time against every configured token.
+
+use http::HeaderMap;
+
+use crate::config::Secret;
+use crate::error::ApiError;
+
+/// How the client presented its token; `GET /v1/models` answers in OpenAI's format for `Bearer`
+/// and in Gemini's for the other two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Bearer,
+    GoogHeader,
+    Query,
+}
+
+pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Option<(String, TokenSource)> {
+    if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
+            return Some((v[7..].trim().to_string(), TokenSource::Bearer));
+        }
+    }
+    if let Some(v) = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
+        return Some((v.trim().to_string(), TokenSource::GoogHeader));
+    }
+    query_param(query?, "key").map(|k| (k, TokenSource::Query))
+}
+
+pub fn check(presented: Option<&str>, tokens: &[Secret]) -> Result<(), ApiError> {
+    let presented = presented.filter(|p| !p.is_empty()).ok_or(ApiError::MissingToken)?;
+    // Compare against every token, without stopping early, so timing tells nothing.
+    let mut ok = false;
+    for t in tokens {
+        ok |= constant_time_eq(presented.as_bytes(), t.expose().as_bytes());
+    }
+    if ok { Ok(()) } else { Err(ApiError::InvalidToken) }
+}
+
+/// Equal-length inputs are compared with no data-dependent branch; a length mismatch is not secret.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+/// The query without `key=` (the client's token must never travel upstream).
+pub fn strip_key_param(query: Option<&str>) -> Option<String> {
+    let kept: Vec<&str> = query?.split('&').filter(|p| !p.is_empty() && p.split('=').next() != Some("key")).collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_sources() {
+        let mut h = HeaderMap::new();
+        assert_eq!(extract(&h, Some("alt=sse&key=t%2B1")), Some(("t+1".into(), TokenSource::Query)));
+        h.insert("x-goog-api-key", "g".parse().unwrap());
+        assert_eq!(extract(&h, None), Some(("g".into(), TokenSource::GoogHeader)));
+        h.insert("authorization", "Bearer b".parse().unwrap());
+        assert_eq!(extract(&h, None), Some(("b".into(), TokenSource::Bearer)));
+    }
+
+    #[test]
+    fn checks_in_constant_time() {
+        let tokens = vec![Secret::new("alpha"), Secret::new("beta")];
+        assert!(check(Some("beta"), &tokens).is_ok());
+        assert!(matches!(check(Some("gamma"), &tokens), Err(ApiError::InvalidToken)));
+        assert!(matches!(check(None, &tokens), Err(ApiError::MissingToken)));
+        assert!(matches!(check(Some(""), &tokens), Err(ApiError::MissingToken)));
+    }
+
+    #[test]
+    fn key_param_is_stripped() {
+        assert_eq!(strip_key_param(Some("alt=sse&key=abc")), Some("alt=sse".into()));
+        assert_eq!(strip_key_param(Some("key=abc")), None);
+        assert_eq!(strip_key_param(Some("pageSize=5&keyx=1")), Some("pageSize=5&keyx=1".into()));
+    }
+}

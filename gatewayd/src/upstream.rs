@@ -1,0 +1,254 @@
+//! The one outbound HTTP client (rustls, HTTP/2 via ALPN, pooled connections), optionally through
+//! an HTTP CONNECT or SOCKS5 proxy, with the timeouts the legacy client lacks. The client is rebuilt
+//! when a hot setting it depends on (connect timeout, proxy) changes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::{SocksV5, Tunnel};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::body::BoxError;
+use crate::config::UpstreamConfig;
+
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<Outbound>, Full<Bytes>>;
+
+/// Why an attempt produced no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    Timeout,
+    Connect(String),
+    Broken(String),
+}
+
+impl TransportError {
+    pub fn word(&self) -> &'static str {
+        match self {
+            TransportError::Timeout => "timeout",
+            TransportError::Connect(_) => "connect",
+            TransportError::Broken(_) => "reset",
+        }
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::Timeout => f.write_str("upstream timed out"),
+            TransportError::Connect(e) => write!(f, "cannot connect upstream: {e}"),
+            TransportError::Broken(e) => write!(f, "upstream connection failed: {e}"),
+        }
+    }
+}
+
+/// The TCP leg: direct, or through a proxy.
+#[derive(Clone)]
+pub enum Outbound {
+    Direct(HttpConnector),
+    Tunnel(Tunnel<HttpConnector>),
+    Socks(SocksV5<HttpConnector>),
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>>;
+
+impl tower_service::Service<Uri> for Outbound {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Outbound::Direct(c) => c.poll_ready(cx).map_err(Into::into),
+            Outbound::Tunnel(c) => c.poll_ready(cx).map_err(Into::into),
+            Outbound::Socks(c) => c.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, dst: Uri) -> ConnectFuture {
+        match self {
+            Outbound::Direct(c) => {
+                let f = c.call(dst);
+                Box::pin(async move { f.await.map_err(Into::into) })
+            }
+            Outbound::Tunnel(c) => {
+                let f = c.call(dst);
+                Box::pin(async move { f.await.map_err(Into::into) })
+            }
+            Outbound::Socks(c) => {
+                let f = c.call(dst);
+                Box::pin(async move { f.await.map_err(Into::into) })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClientSettings {
+    connect_timeout_secs: u64,
+    proxy: String,
+}
+
+impl ClientSettings {
+    fn of(cfg: &UpstreamConfig) -> Self {
+        ClientSettings { connect_timeout_secs: cfg.connect_timeout_secs, proxy: cfg.proxy.clone() }
+    }
+}
+
+pub struct Upstream {
+    current: RwLock<Arc<(ClientSettings, HttpsClient)>>,
+}
+
+impl Upstream {
+    pub fn new(cfg: &UpstreamConfig) -> Result<Self, String> {
+        let settings = ClientSettings::of(cfg);
+        let client = build(&settings)?;
+        Ok(Upstream { current: RwLock::new(Arc::new((settings, client))) })
+    }
+
+    /// The client for these settings, rebuilt first if they changed since the last request.
+    pub fn client(&self, cfg: &UpstreamConfig) -> HttpsClient {
+        let settings = ClientSettings::of(cfg);
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if current.0 == settings {
+            return current.1.clone();
+        }
+        match build(&settings) {
+            Ok(client) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new((settings, client.clone()));
+                client
+            }
+            Err(e) => {
+                // Validation already vetted the settings; keep serving with the old client.
+                tracing::error!("rebuilding the upstream client failed, keeping the previous one: {e}");
+                current.1.clone()
+            }
+        }
+    }
+
+    /// Sends one attempt; the answer's head must arrive before `deadline`.
+    pub async fn send(
+        &self,
+        cfg: &UpstreamConfig,
+        req: Request<Full<Bytes>>,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, TransportError> {
+        let client = self.client(cfg);
+        match tokio::time::timeout_at(deadline, client.request(req)).await {
+            Err(_) => Err(TransportError::Timeout),
+            Ok(Ok(res)) => Ok(res),
+            Ok(Err(e)) if e.is_connect() => Err(TransportError::Connect(error_chain(&e))),
+            Ok(Err(e)) => Err(TransportError::Broken(error_chain(&e))),
+        }
+    }
+}
+
+/// Reads a whole (non-stream) answer body before `deadline`, at most `limit` bytes.
+pub async fn read_body(body: Incoming, deadline: Instant, limit: usize) -> Result<Bytes, TransportError> {
+    match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(TransportError::Timeout),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) => Err(TransportError::Broken(e.to_string())),
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    shared::redact_keys_in(&s)
+}
+
+fn build(settings: &ClientSettings) -> Result<HttpsClient, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(settings.connect_timeout_secs)));
+    let outbound = if settings.proxy.is_empty() {
+        Outbound::Direct(http)
+    } else {
+        let uri: Uri = settings.proxy.parse().map_err(|e| format!("upstream.proxy: {e}"))?;
+        let credentials = uri.authority().and_then(|a| a.as_str().rsplit_once('@')).map(|(u, _)| u.to_string());
+        match uri.scheme_str() {
+            Some("socks5") | Some("socks5h") => {
+                let mut socks = SocksV5::new(strip_userinfo(&uri)?, http).local_dns(uri.scheme_str() == Some("socks5"));
+                if let Some((user, pass)) = credentials.as_deref().and_then(|c| c.split_once(':')) {
+                    socks = socks.with_auth(user.to_string(), pass.to_string());
+                }
+                Outbound::Socks(socks)
+            }
+            _ => {
+                let mut tunnel = Tunnel::new(strip_userinfo(&uri)?, http);
+                if let Some(c) = credentials {
+                    let value = format!("Basic {}", base64(c.as_bytes()));
+                    tunnel = tunnel.with_auth(value.parse().map_err(|_| "upstream.proxy: bad credentials")?);
+                }
+                Outbound::Tunnel(tunnel)
+            }
+        }
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(outbound);
+    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https))
+}
+
+fn strip_userinfo(uri: &Uri) -> Result<Uri, String> {
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{}://{host}", uri.scheme_str().unwrap_or("http")).parse().map_err(|e| format!("upstream.proxy: {e}"))
+}
+
+/// Standard base64 for a proxy's Basic credentials (too small a need for a crate).
+fn base64(input: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("user:pass", "dXNlcjpwYXNz")] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn proxies_build() {
+        for proxy in ["", "http://user:pw@127.0.0.1:3128", "socks5://127.0.0.1:1080", "socks5h://u:p@127.0.0.1:1080"] {
+            let cfg = UpstreamConfig { proxy: proxy.into(), ..UpstreamConfig::default() };
+            assert!(Upstream::new(&cfg).is_ok(), "{proxy}");
+        }
+    }
+}
