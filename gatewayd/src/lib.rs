@@ -1,4 +1,8 @@
-//! gatewayd: pools Gemini API keys behind one endpoint.
+//! gatewayd: pools many Gemini API keys behind one endpoint. `Daemon::boot` builds the state from
+//! configuration and the database; `Daemon::run` serves already-bound listeners until a shutdown
+//! future resolves, so tests start the real daemon in-process on port 0.
+
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -6,7 +10,161 @@ pub mod error;
 pub mod keypool;
 pub mod logbook;
 pub mod outcome;
+pub mod proxy;
+pub mod router;
+pub mod server;
 pub mod sse;
+pub mod state;
 pub mod store;
 pub mod upstream;
 pub mod usage;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::config::{Config, ConfigError, Layers, Live, Secret};
+use crate::keypool::{KeyEntry, KeyPool};
+use crate::logbook::Writer;
+use crate::server::Listeners;
+use crate::state::{Clock, State};
+use crate::store::{Store, StoreError};
+use crate::upstream::Upstream;
+
+/// Log records queued for the writer before new ones are dropped (and counted).
+const LOG_QUEUE: usize = 16_384;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BootError {
+    /// 78 (EX_CONFIG) for a bad configuration, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BootError::Config(_) => config::EX_CONFIG,
+            _ => 1,
+        }
+    }
+}
+
+pub struct Daemon {
+    pub state: Arc<State>,
+    writer: Writer,
+    /// The client token generated at this start, if none existed: printed once by `main`.
+    pub generated_token: Option<String>,
+}
+
+/// What boot reads from the database, off the async threads.
+struct Loaded {
+    store: Store,
+    config: Config,
+    runtime: BTreeMap<String, toml::Value>,
+    keys: Vec<store::KeyRow>,
+    generated_token: Option<String>,
+}
+
+impl Daemon {
+    pub async fn boot(layers: Layers, clock: Arc<Clock>) -> Result<Daemon, BootError> {
+        let base = layers.resolve(&BTreeMap::new())?;
+        let boot_layers = layers.clone();
+        let now = clock.now();
+        let loaded = tokio::task::spawn_blocking(move || load(&boot_layers, base, now))
+            .await
+            .map_err(|e| BootError::Other(format!("boot task failed: {e}")))??;
+        let Loaded { store, config, runtime, keys, generated_token } = loaded;
+        let upstream = Upstream::new(&config.upstream).map_err(BootError::Other)?;
+        let (logbook, writer) = logbook::start(store.clone(), LOG_QUEUE);
+        let pool = KeyPool::new(keys.into_iter().map(|k| KeyEntry::new(k.id, Secret::new(k.key), k.health)).collect());
+        let admin_socket = PathBuf::from(&config.server.admin_socket);
+        let state = Arc::new(State {
+            layers,
+            runtime: Mutex::new(runtime),
+            config: Live::new(config),
+            pool,
+            store,
+            logbook,
+            upstream,
+            started_at: clock.now(),
+            clock,
+            listen: OnceLock::new(),
+            admin_socket,
+            stopping: tokio::sync::watch::channel(false).0,
+        });
+        Ok(Daemon { state, writer, generated_token })
+    }
+
+    /// Serves until `shutdown` resolves, drains in-flight requests, flushes the log writer.
+    pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+        if let Ok(addr) = listeners.api.local_addr() {
+            let _ = self.state.listen.set(addr);
+            tracing::info!("serving API clients on http://{addr}");
+        }
+        tracing::info!("admin API on {}", self.state.admin_socket.display());
+        server::serve(self.state.clone(), listeners, shutdown).await;
+        self.writer.close().await;
+        let _ = std::fs::remove_file(&self.state.admin_socket);
+        tracing::info!("stopped");
+    }
+}
+
+fn load(layers: &Layers, base: Config, now: chrono::DateTime<chrono::Utc>) -> Result<Loaded, BootError> {
+    let store = Store::open(std::path::Path::new(&base.database.path))?;
+    let mut runtime = BTreeMap::new();
+    for (name, literal) in store.load_settings()? {
+        match config::parse_literal(&literal) {
+            Ok(v) if config::find_field(&name).is_some() => {
+                runtime.insert(name, v);
+            }
+            _ => tracing::warn!("ignoring stored setting {name}: not a known field or not a TOML value"),
+        }
+    }
+    let mut config = resolve_runtime(layers, &mut runtime)?;
+    let mut generated_token = None;
+    if config.auth.tokens.is_empty() {
+        let token = generate_token()?;
+        let literal = toml::Value::Array(vec![toml::Value::String(token.clone())]).to_string();
+        store.set_setting("auth.tokens", &literal, now)?;
+        runtime.insert("auth.tokens".into(), toml::Value::Array(vec![toml::Value::String(token.clone())]));
+        config = layers.resolve(&runtime)?;
+        generated_token = Some(token);
+    }
+    let seeds: Vec<String> = config.keys.api_keys.iter().map(|k| k.expose().to_string()).collect();
+    let (added, _) = store.add_keys(&seeds, true, now)?;
+    if !added.is_empty() {
+        tracing::info!("added {} key(s) from keys.api_keys", added.len());
+    }
+    let keys = store.load_keys()?;
+    Ok(Loaded { store, config, runtime, keys, generated_token })
+}
+
+/// Resolves with the stored runtime settings; one that no longer validates (after an upgrade, say)
+/// is dropped with a warning rather than keeping the daemon from starting.
+fn resolve_runtime(layers: &Layers, runtime: &mut BTreeMap<String, toml::Value>) -> Result<Config, ConfigError> {
+    loop {
+        match layers.resolve(runtime) {
+            Ok(c) => return Ok(c),
+            Err(e) if runtime.remove(&e.field).is_some() => {
+                tracing::warn!("ignoring stored setting {}: {}", e.field, e.message);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A client token: `gw-` and 48 hex digits from the kernel's CSPRNG.
+fn generate_token() -> Result<String, BootError> {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| BootError::Other(format!("cannot read /dev/urandom for a token: {e}")))?;
+    Ok(format!("gw-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}

@@ -1,1 +1,142 @@
-fn main(){}
+//! gatewayd's entry: arguments, tracing, configuration (exit 78 when bad), binding, then the
+//! library's `Daemon` until SIGTERM or SIGINT.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use gatewayd::config::{EX_CONFIG, Layers};
+use gatewayd::server::{Listeners, bind_admin_socket};
+use gatewayd::state::Clock;
+use gatewayd::{BootError, Daemon};
+
+#[derive(Parser)]
+#[command(name = "gatewayd", version, about = "Pools Gemini API keys behind one endpoint", long_about = None)]
+struct Cli {
+    /// Configuration file (else $GATEWAY_CONFIG, else ./gateway.toml if present, else defaults)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the effective configuration (secrets redacted) and exit
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let layers = match Layers::discover(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return config_refused(&e),
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        return check_config(&layers);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gatewayd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(layers))
+}
+
+fn config_refused(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("gatewayd: {e}");
+    ExitCode::from(EX_CONFIG)
+}
+
+/// Prints the configuration as it would run: file and environment, plus runtime settings when the
+/// database already exists (check-config never creates it).
+fn check_config(layers: &Layers) -> ExitCode {
+    let base = match layers.resolve(&BTreeMap::new()) {
+        Ok(c) => c,
+        Err(e) => return config_refused(&e),
+    };
+    let mut runtime = BTreeMap::new();
+    let db = std::path::Path::new(&base.database.path);
+    if db.exists()
+        && let Ok(store) = gatewayd::store::Store::open(db)
+        && let Ok(settings) = store.load_settings()
+    {
+        for (name, literal) in settings {
+            if let Ok(v) = gatewayd::config::parse_literal(&literal) {
+                runtime.insert(name, v);
+            }
+        }
+    }
+    let effective = layers.resolve(&runtime).unwrap_or(base);
+    match toml::to_string_pretty(&effective) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gatewayd: cannot print the configuration: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(layers: Layers) -> ExitCode {
+    let daemon = match Daemon::boot(layers, Arc::new(Clock::default())).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("gatewayd: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let config = daemon.state.config.load();
+    let listeners = match bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("gatewayd: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    if let Some(token) = &daemon.generated_token {
+        // Shown once, by design: it is stored in the database as the runtime setting auth.tokens.
+        eprintln!("gatewayd: no client token was configured; generated one (shown only now):\n\n    {token}\n");
+    }
+    daemon.run(listeners, shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+async fn bind(config: &gatewayd::config::Config) -> Result<Listeners, BootError> {
+    let api = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|e| BootError::Other(format!("cannot listen on {} (server.listen): {e}", config.server.listen)))?;
+    let admin = bind_admin_socket(std::path::Path::new(&config.server.admin_socket))
+        .map_err(|e| BootError::Other(format!("cannot bind {} (server.admin_socket): {e}", config.server.admin_socket)))?;
+    let metrics = if config.server.metrics_listen.is_empty() {
+        None
+    } else {
+        Some(tokio::net::TcpListener::bind(&config.server.metrics_listen).await.map_err(|e| {
+            BootError::Other(format!("cannot listen on {} (server.metrics_listen): {e}", config.server.metrics_listen))
+        })?)
+    };
+    Ok(Listeners { api, admin, metrics })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,415 @@
+//! What every proxied route shares: the attempt loop that picks a key, sends, classifies the answer,
+//! reports it to the pool and retries on another key; the relay of a streamed answer frame by
+//! frame; and the request-log record each client request leaves.
+
+pub mod gemini;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use tokio::time::Instant;
+
+use crate::body::BoxError;
+use crate::error::ApiError;
+use crate::keypool::{KeyEntry, NoKey};
+use crate::logbook::{AttemptRecord, ErrorRecord, RequestRecord};
+use crate::outcome::{self, Outcome};
+use crate::state::State;
+use crate::upstream::{self, TransportError};
+use crate::usage::{StreamMeter, Usage};
+
+/// Error bodies kept in the error log are cut to this many bytes.
+const ERROR_BODY_LOG: usize = 4096;
+const REQUEST_BODY_LOG: usize = 65536;
+/// Non-stream answers larger than this are refused rather than held.
+const MAX_ANSWER: usize = 512 << 20;
+
+/// Client headers worth passing upstream; everything else (cookies, the client's token, hop-by-hop)
+/// stays behind.
+const FORWARDED_HEADERS: &[&str] = &["content-type", "accept", "user-agent", "x-goog-api-client"];
+
+/// Where the pooled key goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPlacement {
+    /// `x-goog-api-key` (Gemini API).
+    GoogHeader,
+    /// `Authorization: Bearer` (Google's OpenAI-compatible surface).
+    Bearer,
+}
+
+/// One client request's plan for upstream.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Label in the request log, e.g. `generateContent`.
+    pub route: String,
+    pub model: Option<String>,
+    pub method: Method,
+    /// Upstream path and query, e.g. `/v1beta/models/gemini-2.5-flash:generateContent?alt=sse`.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub stream: bool,
+    /// A 200 with no candidate content is a failed attempt (generateContent only).
+    pub check_empty: bool,
+    pub placement: KeyPlacement,
+}
+
+impl Call {
+    fn pool_model(&self) -> &str {
+        self.model.as_deref().unwrap_or("*")
+    }
+}
+
+pub fn forwarded_headers(from: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in FORWARDED_HEADERS {
+        if let Some(v) = from.get(*name) {
+            out.insert(*name, v.clone());
+        }
+    }
+    out
+}
+
+/// The attempts made for one client request, and what the request log needs of them.
+pub struct Attempts {
+    ts: DateTime<Utc>,
+    started: Instant,
+    records: Vec<AttemptRecord>,
+}
+
+impl Attempts {
+    fn new(state: &State) -> Self {
+        Attempts { ts: state.now(), started: Instant::now(), records: Vec::new() }
+    }
+
+    /// Writes the request-log record for this request.
+    pub fn finish(self, state: &State, call: &Call, status: StatusCode, usage: Option<Usage>, error: Option<String>) {
+        let attempt_count = self.records.len() as u32;
+        state.logbook.request(RequestRecord {
+            ts: self.ts,
+            route: call.route.clone(),
+            model: call.model.clone(),
+            key_id: self.records.last().map(|a| a.key_id),
+            status: status.as_u16(),
+            latency_ms: self.started.elapsed().as_millis() as u64,
+            attempts: self.records,
+            attempt_count,
+            stored_trail: None,
+            stream: call.stream,
+            prompt_tokens: usage.map(|u| u.prompt),
+            completion_tokens: usage.map(|u| u.completion),
+            error: error.map(|e| shared::redact_keys_in(&e)),
+        });
+    }
+}
+
+/// A successful upstream answer.
+pub enum Delivered {
+    Whole { status: StatusCode, headers: HeaderMap, body: Bytes },
+    Stream { response: http::Response<Incoming>, key: Arc<KeyEntry>, deadline: Instant },
+}
+
+/// Runs the attempt loop: up to `keys.max_retries` further attempts, each on a different key,
+/// only before any byte reached the client.
+pub async fn dispatch(state: &Arc<State>, call: &Call) -> (Result<Delivered, ApiError>, Attempts) {
+    let mut attempts = Attempts::new(state);
+    let result = attempt_loop(state, call, &mut attempts).await;
+    (result, attempts)
+}
+
+async fn attempt_loop(state: &Arc<State>, call: &Call, attempts: &mut Attempts) -> Result<Delivered, ApiError> {
+    let cfg = state.config.load();
+    let max_attempts = cfg.keys.max_retries as usize + 1;
+    let wait_until = state.now() + chrono::Duration::seconds(cfg.keys.wait_secs as i64);
+    let model = call.pool_model();
+    let mut tried: Vec<i64> = Vec::new();
+    let mut last_failure: Option<ApiError> = None;
+    loop {
+        if tried.len() >= max_attempts {
+            return Err(last_failure.expect("an attempt was made"));
+        }
+        let now = state.now();
+        let key = match state.pool.pick(model, now, &tried) {
+            Ok(key) => key,
+            Err(NoKey::AllCooling { reopens }) if reopens <= wait_until => {
+                // Hold the request for the first key to reopen (keys.wait_secs).
+                let wait = (reopens - now).to_std().unwrap_or_default();
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Err(no_key) => return Err(no_key_error(no_key, model, now, last_failure)),
+        };
+        tried.push(key.id);
+        let deadline = Instant::now() + std::time::Duration::from_secs(cfg.upstream.timeout_secs);
+        let sent_at = Instant::now();
+        let request = build_request(&cfg.upstream.base_url, call, key.secret.expose());
+        let verdict = match state.upstream.send(&cfg.upstream, request, deadline).await {
+            Err(e) => Err(e),
+            Ok(res) if res.status().is_success() && call.stream => {
+                // A stream's fate is known only at its end; the relay reports it then.
+                attempts.records.push(attempt_record(state, key.id, Some(res.status()), true, sent_at, None));
+                return Ok(Delivered::Stream { response: res, key, deadline });
+            }
+            Ok(res) => {
+                let (parts, body) = res.into_parts();
+                match upstream::read_body(body, deadline, MAX_ANSWER).await {
+                    Ok(bytes) => Ok((parts.status, parts.headers, bytes)),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let (outcome, status, headers, body, transport) = match verdict {
+            Err(e) => (Outcome::Transient(e.to_string()), None, HeaderMap::new(), Bytes::new(), Some(e)),
+            Ok((status, headers, body)) => {
+                let outcome = if status.is_success() && !call.check_empty {
+                    Outcome::Success
+                } else {
+                    outcome::classify(status.as_u16(), &body, state.now(), cfg.keys.cooldown_secs)
+                };
+                (outcome, Some(status), headers, body, None)
+            }
+        };
+        report(state, &key, model, &outcome);
+        let word = match (&outcome, status, &transport) {
+            (_, _, Some(e)) => Some(e.word().to_string()),
+            (Outcome::Transient(_), Some(s), _) if s.is_success() => Some("empty".to_string()),
+            _ => outcome.trail_word().map(String::from),
+        };
+        let ok = matches!(outcome, Outcome::Success | Outcome::Client);
+        attempts.records.push(attempt_record(state, key.id, status, ok, sent_at, word));
+        match outcome {
+            Outcome::Success => return Ok(Delivered::Whole { status: status.unwrap_or(StatusCode::OK), headers, body }),
+            Outcome::Client => {
+                return Err(ApiError::Upstream { status: status.unwrap_or(StatusCode::BAD_REQUEST), body: redact_body(&body, &key) });
+            }
+            failure => {
+                log_failed_attempt(state, call, &key, status, &failure, &body, &cfg);
+                last_failure = Some(match (status, transport) {
+                    (Some(s), _) if !s.is_success() => ApiError::Upstream { status: s, body: redact_body(&body, &key) },
+                    (Some(_), _) => ApiError::BadGateway("upstream answered 200 with no candidate content".into()),
+                    (None, Some(TransportError::Timeout)) => ApiError::Timeout(cfg.upstream.timeout_secs),
+                    (None, _) => ApiError::BadGateway(failure_message(&failure)),
+                });
+            }
+        }
+    }
+}
+
+fn failure_message(o: &Outcome) -> String {
+    match o {
+        Outcome::Transient(m) | Outcome::InvalidKey(m) => m.clone(),
+        Outcome::RateLimited(c) => format!("rate-limited ({})", c.reason.as_str()),
+        _ => String::new(),
+    }
+}
+
+fn no_key_error(no_key: NoKey, model: &str, now: DateTime<Utc>, last: Option<ApiError>) -> ApiError {
+    match no_key {
+        NoKey::AllCooling { reopens } => {
+            let secs = ((reopens - now).num_milliseconds().max(0) as u64).div_ceil(1000).max(1);
+            ApiError::NoKey { status: StatusCode::TOO_MANY_REQUESTS, message: no_key.message(model), retry_after_secs: Some(secs) }
+        }
+        NoKey::AllTried { .. } => {
+            let last = last.map(|e| format!("; last failure: {} {}", e.status().as_u16(), e.message())).unwrap_or_default();
+            ApiError::NoKey { status: StatusCode::SERVICE_UNAVAILABLE, message: format!("{}{last}", no_key.message(model)), retry_after_secs: None }
+        }
+        other => ApiError::NoKey { status: StatusCode::SERVICE_UNAVAILABLE, message: other.message(model), retry_after_secs: None },
+    }
+}
+
+fn attempt_record(state: &State, key_id: i64, status: Option<StatusCode>, ok: bool, sent_at: Instant, word: Option<String>) -> AttemptRecord {
+    AttemptRecord { ts: state.now(), key_id, status: status.map(|s| s.as_u16()), ok, latency_ms: sent_at.elapsed().as_millis() as u64, word }
+}
+
+/// Applies an outcome to the key; persists the key's health only when it changed.
+pub fn report(state: &State, key: &KeyEntry, model: &str, outcome: &Outcome) {
+    let max_failures = state.config.load().keys.max_failures;
+    let changed = {
+        let mut h = key.health();
+        h.apply(outcome, model, state.now(), max_failures).then(|| h.clone())
+    };
+    if let Some(h) = changed {
+        if h.state != crate::keypool::KeyState::Active || !h.cooldowns.is_empty() {
+            tracing::info!(key = %key.secret, state = h.display_state(state.now()), last_error = ?h.last_error, "key health changed");
+        }
+        state.logbook.health(key.id, h);
+    }
+}
+
+fn log_failed_attempt(
+    state: &State,
+    call: &Call,
+    key: &KeyEntry,
+    status: Option<StatusCode>,
+    outcome: &Outcome,
+    body: &[u8],
+    cfg: &crate::config::Config,
+) {
+    let body_text = (!body.is_empty()).then(|| truncate(&redact_text(body, key), ERROR_BODY_LOG));
+    let request_body = cfg.logs.record_request_body.then(|| truncate(&redact_text(&call.body, key), REQUEST_BODY_LOG));
+    state.logbook.error(ErrorRecord {
+        ts: state.now(),
+        route: call.route.clone(),
+        model: call.model.clone(),
+        key_id: Some(key.id),
+        status: status.map(|s| s.as_u16()),
+        error: shared::redact_keys_in(&failure_message(outcome)),
+        body: body_text,
+        request_body,
+    });
+}
+
+fn redact_text(body: &[u8], key: &KeyEntry) -> String {
+    let text = String::from_utf8_lossy(body);
+    let secret = key.secret.expose();
+    let text = if secret.is_empty() { text.into_owned() } else { text.replace(secret, &shared::redact(secret)) };
+    shared::redact_keys_in(&text)
+}
+
+/// An upstream error body with the key that made the attempt (and anything shaped like a key) redacted.
+fn redact_body(body: &[u8], key: &KeyEntry) -> Bytes {
+    let secret = key.secret.expose();
+    let contains_secret = !secret.is_empty() && body.windows(secret.len()).any(|w| w == secret.as_bytes());
+    if !contains_secret && !body.windows(4).any(|w| w == b"AIza") {
+        return Bytes::copy_from_slice(body);
+    }
+    Bytes::from(redact_text(body, key))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn build_request(base_url: &str, call: &Call, key: &str) -> Request<Full<Bytes>> {
+    let uri = format!("{}{}", base_url.trim_end_matches('/'), call.path_and_query);
+    let mut req = Request::new(Full::new(call.body.clone()));
+    *req.method_mut() = call.method.clone();
+    *req.uri_mut() = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    *req.headers_mut() = call.headers.clone();
+    let value = match call.placement {
+        KeyPlacement::GoogHeader => HeaderValue::from_str(key),
+        KeyPlacement::Bearer => HeaderValue::from_str(&format!("Bearer {key}")),
+    };
+    if let Ok(mut v) = value {
+        v.set_sensitive(true);
+        let name = match call.placement {
+            KeyPlacement::GoogHeader => header::HeaderName::from_static("x-goog-api-key"),
+            KeyPlacement::Bearer => header::AUTHORIZATION,
+        };
+        req.headers_mut().insert(name, v);
+    }
+    req
+}
+
+/// What a relayed stream reports when it ends, however it ends.
+pub struct StreamEnd {
+    pub state: Arc<State>,
+    pub call: Call,
+    pub key: Arc<KeyEntry>,
+    pub attempts: Attempts,
+}
+
+impl StreamEnd {
+    /// `Ok` when upstream finished the stream, `Err` with a reason otherwise.
+    pub fn complete(self, usage: Option<Usage>, events: u64, result: Result<(), String>) {
+        let StreamEnd { state, call, key, attempts } = self;
+        let model = call.pool_model().to_string();
+        let (status, error) = match &result {
+            Ok(()) if events == 0 && call.check_empty => {
+                report(&state, &key, &model, &Outcome::Transient("empty stream".into()));
+                (StatusCode::OK, Some("upstream stream carried no event".to_string()))
+            }
+            Ok(()) => {
+                report(&state, &key, &model, &Outcome::Success);
+                (StatusCode::OK, None)
+            }
+            Err(e) if e == CLIENT_GONE => (StatusCode::OK, Some(e.clone())),
+            Err(e) => {
+                report(&state, &key, &model, &Outcome::Transient(e.clone()));
+                (StatusCode::OK, Some(e.clone()))
+            }
+        };
+        attempts.finish(&state, &call, status, usage, error);
+    }
+}
+
+const CLIENT_GONE: &str = "client closed the stream";
+
+/// Relays an upstream stream frame by frame; watches it for usage on the way; reports its end.
+pub struct Relay {
+    inner: Incoming,
+    meter: StreamMeter,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    end: Option<StreamEnd>,
+}
+
+impl Relay {
+    pub fn new(inner: Incoming, sse: bool, deadline: Instant, end: StreamEnd) -> Self {
+        Relay { inner, meter: StreamMeter::new(sse), deadline: Box::pin(tokio::time::sleep_until(deadline)), end: Some(end) }
+    }
+
+    fn finish(&mut self, result: Result<(), String>) {
+        if let Some(end) = self.end.take() {
+            end.complete(self.meter.usage, self.meter.events, result);
+        }
+    }
+}
+
+impl HttpBody for Relay {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.finish(Err(TransportError::Timeout.to_string()));
+            return Poll::Ready(Some(Err("upstream stream exceeded upstream.timeout_secs".into())));
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.finish(Ok(()));
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.meter.feed(data);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let message = format!("upstream stream broke: {e}");
+                self.finish(Err(message.clone()));
+                Poll::Ready(Some(Err(message.into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.finish(Err(CLIENT_GONE.to_string()));
+    }
+}
+
+use std::future::Future as _;

@@ -1,0 +1,132 @@
+//! Maps a client request to its route: `/health`, then authentication, then the Gemini-native or
+//! OpenAI handlers, with errors in the route's own dialect.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::auth::{self, TokenSource};
+use crate::body::{Body, json_response};
+use crate::error::{ApiError, Dialect};
+use crate::proxy::gemini;
+use crate::state::State;
+
+/// A route after aliases are resolved.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Health,
+    /// Gemini-native on an API version, with the rest of the path (`/models/...`).
+    Native { version: &'static str, rest: &'a str },
+    /// `GET /v1/models[/{m}]`: Gemini or OpenAI format depending on how the token came.
+    SharedModels { rest: &'a str },
+    OpenAi { rest: &'a str },
+    OpenAiPassthrough { rest: &'a str },
+    Unknown,
+}
+
+fn resolve(path: &str) -> Route<'_> {
+    if path == "/health" {
+        return Route::Health;
+    }
+    let native = path.strip_prefix("/gemini").filter(|p| p.starts_with("/v1")).unwrap_or(path);
+    if let Some(rest) = native.strip_prefix("/v1beta").filter(|r| r.is_empty() || r.starts_with('/')) {
+        return Route::Native { version: "v1beta", rest };
+    }
+    if let Some(rest) = path.strip_prefix("/openai/v1").filter(|r| r.starts_with('/')) {
+        return Route::OpenAiPassthrough { rest };
+    }
+    let via_gemini_alias = native.len() != path.len();
+    let v1 = path.strip_prefix("/hf").filter(|p| p.starts_with("/v1/")).unwrap_or(native);
+    if let Some(rest) = v1.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
+        let is_method = matches!(gemini::parse(rest), Some(gemini::Target::Method { .. }));
+        return match () {
+            _ if is_method || via_gemini_alias => Route::Native { version: "v1", rest },
+            _ if matches!(gemini::parse(rest), Some(_)) => Route::SharedModels { rest },
+            _ => Route::OpenAi { rest },
+        };
+    }
+    Route::Unknown
+}
+
+pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let route = resolve(&path);
+    if route == Route::Health {
+        return json_response(StatusCode::OK, &json!({"status": "ok"}));
+    }
+    let token = auth::extract(&parts.headers, parts.uri.query());
+    let source = token.as_ref().map(|(_, s)| *s);
+    let dialect = match route {
+        Route::Native { .. } => Dialect::Gemini,
+        Route::SharedModels { .. } if matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query)) => Dialect::Gemini,
+        Route::Unknown if !path.starts_with("/v1/") && !path.starts_with("/hf/") && !path.starts_with("/openai/") => Dialect::Gemini,
+        _ => Dialect::OpenAi,
+    };
+    let tokens = state.config.load().auth.tokens.clone();
+    if let Err(e) = auth::check(token.as_ref().map(|(t, _)| t.as_str()), &tokens) {
+        return e.into_response(dialect);
+    }
+    let limit = state.config.load().server.max_body_bytes;
+    let result = async {
+        let body = read_body(&parts.headers, body, limit).await?;
+        let query = parts.uri.query();
+        match route {
+            Route::Native { version, rest } => {
+                let target = gemini::parse(rest).ok_or_else(|| not_found(&path))?;
+                gemini::handle(&state, version, target, &parts.method, &parts.headers, query, body).await
+            }
+            Route::SharedModels { rest } if dialect == Dialect::Gemini => {
+                let target = gemini::parse(rest).ok_or_else(|| not_found(&path))?;
+                gemini::handle(&state, "v1", target, &parts.method, &parts.headers, query, body).await
+            }
+            _ => Err(not_found(&path)),
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| e.into_response(dialect))
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::NotFound(format!("no route for {path}"))
+}
+
+/// Reads a request body up to `limit` bytes; a larger one is refused with 413 before it is read
+/// when its length is declared.
+pub async fn read_body(headers: &http::HeaderMap, body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
+    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge { limit }),
+        Err(e) => Err(ApiError::ClientBody(e.to_string())),
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_aliases() {
+        assert_eq!(resolve("/health"), Route::Health);
+        assert_eq!(resolve("/v1beta/models"), Route::Native { version: "v1beta", rest: "/models" });
+        assert_eq!(resolve("/gemini/v1beta/models/m:generateContent"), Route::Native { version: "v1beta", rest: "/models/m:generateContent" });
+        assert_eq!(resolve("/v1/models/m:generateContent"), Route::Native { version: "v1", rest: "/models/m:generateContent" });
+        assert_eq!(resolve("/gemini/v1/models"), Route::Native { version: "v1", rest: "/models" });
+        assert_eq!(resolve("/v1/models"), Route::SharedModels { rest: "/models" });
+        assert_eq!(resolve("/hf/v1/models/x"), Route::SharedModels { rest: "/models/x" });
+        assert_eq!(resolve("/v1/chat/completions"), Route::OpenAi { rest: "/chat/completions" });
+        assert_eq!(resolve("/hf/v1/embeddings"), Route::OpenAi { rest: "/embeddings" });
+        assert_eq!(resolve("/openai/v1/chat/completions"), Route::OpenAiPassthrough { rest: "/chat/completions" });
+        assert_eq!(resolve("/v1betax"), Route::Unknown);
+        assert_eq!(resolve("/"), Route::Unknown);
+    }
+}

@@ -1,0 +1,108 @@
+//! Accept loops: API clients over TCP (HTTP/1.1 and h2c), the admin API over the Unix socket
+//! (HTTP/1.1), optional metrics over TCP; and the graceful drain on shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::state::State;
+
+pub struct Listeners {
+    pub api: TcpListener,
+    pub admin: UnixListener,
+    pub metrics: Option<TcpListener>,
+}
+
+/// Binds the admin socket with mode 0600. A socket file left by a killed daemon is replaced; one
+/// that a live daemon still answers on is not.
+pub fn bind_admin_socket(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another gatewayd is serving on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests (streams
+/// too) finish for up to `server.shutdown_grace_secs`.
+pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let api_builder = auto::Builder::new(TokioExecutor::new());
+    let admin_builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    tokio::pin!(shutdown);
+    let metrics = listeners.metrics;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listeners.api.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let st = state.clone();
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(crate::router::handle(st, req).await) }
+                    });
+                    let conn = api_builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    tokio::spawn(graceful.watch(conn));
+                }
+                Err(e) => accept_failed("api", e).await,
+            },
+            accepted = listeners.admin.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let st = state.clone();
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(crate::admin::handle(st, req).await) }
+                    });
+                    let conn = admin_builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    tokio::spawn(graceful.watch(conn));
+                }
+                Err(e) => accept_failed("admin", e).await,
+            },
+            accepted = async { metrics.as_ref().expect("guarded").accept().await }, if metrics.is_some() => match accepted {
+                Ok((stream, _)) => {
+                    let st = state.clone();
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(crate::admin::metrics_only(st, req).await) }
+                    });
+                    let conn = admin_builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    tokio::spawn(graceful.watch(conn));
+                }
+                Err(e) => accept_failed("metrics", e).await,
+            },
+        }
+    }
+    let _ = state.stopping.send(true);
+    let grace = Duration::from_secs(state.config.load().server.shutdown_grace_secs);
+    tracing::info!("shutting down: draining in-flight requests for up to {grace:?}");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period ended with requests still in flight");
+    }
+}
+
+/// Accept errors (such as running out of file descriptors) are transient: wait a little instead of
+/// spinning.
+async fn accept_failed(which: &str, e: std::io::Error) {
+    tracing::warn!("accepting a {which} connection failed: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}

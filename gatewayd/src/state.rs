@@ -1,0 +1,55 @@
+//! The daemon's shared state, built once at boot and handed to every connection, plus the clock
+//! (real time with an offset that tests can move, so cooldown expiry is tested without sleeping).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::watch;
+
+use crate::config::{Config, Layers, Live};
+use crate::keypool::KeyPool;
+use crate::logbook::Logbook;
+use crate::store::Store;
+use crate::upstream::Upstream;
+
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+    /// Moves this clock forward (tests only need this; production never calls it).
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms.fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+    }
+}
+
+pub struct State {
+    pub layers: Layers,
+    /// Runtime settings (name → TOML value), changed only by the admin API, under this lock.
+    pub runtime: Mutex<BTreeMap<String, toml::Value>>,
+    pub config: Live<Config>,
+    pub pool: KeyPool,
+    pub store: Store,
+    pub logbook: Logbook,
+    pub upstream: Upstream,
+    pub clock: std::sync::Arc<Clock>,
+    pub started_at: DateTime<Utc>,
+    pub listen: OnceLock<SocketAddr>,
+    pub admin_socket: PathBuf,
+    /// Flips to true when shutdown begins, so endless streams (`logs -f`) end.
+    pub stopping: watch::Sender<bool>,
+}
+
+impl State {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
