@@ -206,7 +206,7 @@ impl KeyPool {
             return Err(NoKey::Empty);
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        let (mut invalid, mut disabled, mut untried_usable) = (0, 0, 0);
+        let (mut invalid, mut disabled, mut active, mut cooling) = (0, 0, 0, 0);
         let mut reopens: Option<DateTime<Utc>> = None;
         for i in 0..keys.len() {
             let key = &keys[(start + i) % keys.len()];
@@ -215,20 +215,22 @@ impl KeyPool {
                 KeyState::Invalid => invalid += 1,
                 KeyState::Disabled => disabled += 1,
                 KeyState::Active => {
-                    if tried.contains(&key.id) {
-                        continue;
+                    active += 1;
+                    let until = health.cooling_until(model, now);
+                    if let Some(until) = until {
+                        cooling += 1;
+                        reopens = Some(reopens.map_or(until, |r| r.min(until)));
                     }
-                    untried_usable += 1;
-                    match health.cooling_until(model, now) {
-                        Some(until) => reopens = Some(reopens.map_or(until, |r| r.min(until))),
-                        None => return Ok(key.clone()),
+                    if until.is_none() && !tried.contains(&key.id) {
+                        return Ok(key.clone());
                     }
                 }
             }
         }
         Err(match reopens {
-            Some(reopens) if untried_usable > 0 => NoKey::AllCooling { reopens },
-            _ if invalid + disabled == keys.len() => NoKey::NoneUsable { invalid, disabled },
+            // Every usable key cools for this model (including any this request just cooled).
+            Some(reopens) if cooling == active => NoKey::AllCooling { reopens },
+            _ if active == 0 => NoKey::NoneUsable { invalid, disabled },
             _ => NoKey::AllTried { tried: tried.len() },
         })
     }

@@ -22,8 +22,10 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// Millisecond precision, the store's, so what is persisted reads back equal.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        let ms = Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::Relaxed);
+        DateTime::from_timestamp_millis(ms).unwrap_or_default()
     }
     /// Moves this clock forward (tests only need this; production never calls it).
     pub fn advance(&self, by: Duration) {

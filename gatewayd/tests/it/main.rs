@@ -1,1 +1,6 @@
-fn main(){}
+//! The one integration-test binary of gatewayd: the real daemon over real sockets against
+//! FakeGemini.
+
+mod support;
+
+mod native;

@@ -1,0 +1,405 @@
+//! FakeGemini: a strict stand-in for Google's API on a real socket (port 0), scripted per key,
+//! recording every request it receives.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+type FakeBody = BoxBody<Bytes, std::io::Error>;
+
+/// What the fake does with one request made with a given key.
+#[derive(Clone)]
+pub enum Script {
+    /// The route's normal success answer.
+    Ok,
+    /// A status with a JSON body.
+    Json(u16, Value),
+    /// 429 with Google's QuotaFailure (+ RetryInfo when a delay is given).
+    Quota { quota_id: String, delay: Option<String> },
+    /// 400 INVALID_ARGUMENT with ErrorInfo API_KEY_INVALID.
+    InvalidKey,
+    /// 403 PERMISSION_DENIED.
+    Forbidden,
+    /// A Google error of this status with a generic message.
+    Status(u16),
+    /// 200 with no candidate content.
+    Empty,
+    /// Waits, then does the inner script.
+    Delay(Duration, Box<Script>),
+    /// SSE stream of these events with a gap between them.
+    Sse { events: Vec<Value>, gap: Duration },
+    /// SSE: sends `first`, waits for `gate`, then sends `rest`.
+    Gated { first: Value, gate: Arc<Notify>, rest: Vec<Value> },
+    /// SSE: `count` events of about `size` bytes each as fast as the reader takes them; `sent`
+    /// counts the bytes handed to the connection.
+    Firehose { size: usize, count: usize, sent: Arc<AtomicU64> },
+    /// Closes the connection without an answer.
+    Drop,
+}
+
+impl Script {
+    pub fn quota(quota_id: &str, delay: Option<&str>) -> Script {
+        Script::Quota { quota_id: quota_id.into(), delay: delay.map(String::from) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The key the request carried in `x-goog-api-key` (or Bearer on the OpenAI surface).
+    pub key: Option<String>,
+}
+
+#[derive(Default)]
+struct Scripts {
+    /// Per key: scripts used in order, then `default` (or Ok).
+    queue: HashMap<String, Vec<Script>>,
+    default: HashMap<String, Script>,
+}
+
+#[derive(Default)]
+struct Shared {
+    scripts: Mutex<Scripts>,
+    recorded: Mutex<Vec<Recorded>>,
+}
+
+pub struct FakeGemini {
+    shared: Arc<Shared>,
+}
+
+impl Default for FakeGemini {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeGemini {
+    pub fn new() -> Self {
+        FakeGemini { shared: Arc::default() }
+    }
+
+    /// A key the fake accepts, answering every request with `script`.
+    pub fn key(self, key: &str, script: Script) -> Self {
+        self.shared.scripts.lock().unwrap().default.insert(key.into(), script);
+        self
+    }
+
+    /// A key whose next requests follow `scripts` in order, then `Script::Ok`.
+    pub fn key_seq(self, key: &str, scripts: Vec<Script>) -> Self {
+        {
+            let mut s = self.shared.scripts.lock().unwrap();
+            s.queue.insert(key.into(), scripts);
+            s.default.entry(key.into()).or_insert(Script::Ok);
+        }
+        self
+    }
+
+    pub async fn start(self) -> FakeHandle {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = self.shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { answer(shared, req).await }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        FakeHandle { addr, shared: self.shared, task }
+    }
+}
+
+pub struct FakeHandle {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeHandle {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.recorded.lock().unwrap().clone()
+    }
+
+    /// Requests to generation methods (not model lists or probes) made with `key`.
+    pub fn hits(&self, key: &str) -> usize {
+        self.requests().iter().filter(|r| r.key.as_deref() == Some(key) && r.method == "POST").count()
+    }
+
+    pub fn set(&self, key: &str, script: Script) {
+        self.shared.scripts.lock().unwrap().default.insert(key.into(), script);
+    }
+
+    pub fn clear(&self) {
+        self.shared.recorded.lock().unwrap().clear();
+    }
+}
+
+fn next_script(shared: &Shared, key: &str) -> Option<Script> {
+    let mut s = shared.scripts.lock().unwrap();
+    if let Some(q) = s.queue.get_mut(key)
+        && !q.is_empty()
+    {
+        return Some(q.remove(0));
+    }
+    s.default.get(key).cloned()
+}
+
+async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<FakeBody>, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let key = parts
+        .headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .or_else(|| parts.headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(String::from));
+    let path = parts.uri.path().to_string();
+    shared.recorded.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query: parts.uri.query().map(String::from),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+        key: key.clone(),
+    });
+    let Some(key) = key else {
+        return Ok(google_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers", json!([])));
+    };
+    let Some(script) = next_script(&shared, &key) else {
+        return Ok(invalid_key());
+    };
+    let sse = parts.uri.query().is_some_and(|q| q.contains("alt=sse"));
+    run(script, &path, sse, &body).await
+}
+
+fn run<'a>(
+    script: Script,
+    path: &'a str,
+    sse: bool,
+    body: &'a Bytes,
+) -> Pin<Box<dyn std::future::Future<Output = Result<Response<FakeBody>, std::io::Error>> + Send + 'a>> {
+    Box::pin(async move {
+        Ok(match script {
+            Script::Ok => success(path, sse, body),
+            Script::Json(status, v) => json_response(status, &v),
+            Script::Quota { quota_id, delay } => {
+                let mut details = vec![json!({
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                                    "quotaId": quota_id, "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+                                    "quotaValue": "10"}]})];
+                if let Some(d) = delay {
+                    details.push(json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": d}));
+                }
+                google_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing details.", json!(details))
+            }
+            Script::InvalidKey => invalid_key(),
+            Script::Forbidden => google_error(403, "PERMISSION_DENIED", "Permission denied: Consumer 'api_key:x' has been suspended.", json!([])),
+            Script::Status(code) => {
+                let status = match code {
+                    500 => "INTERNAL",
+                    503 => "UNAVAILABLE",
+                    504 => "DEADLINE_EXCEEDED",
+                    404 => "NOT_FOUND",
+                    _ => "INVALID_ARGUMENT",
+                };
+                google_error(code, status, &format!("fake error {code}"), json!([]))
+            }
+            Script::Empty => json_response(200, &json!({"candidates": [{"content": {"role": "model"}, "finishReason": "STOP"}],
+                                                       "usageMetadata": {"promptTokenCount": 2, "totalTokenCount": 2}})),
+            Script::Delay(d, inner) => {
+                tokio::time::sleep(d).await;
+                return run(*inner, path, sse, body).await;
+            }
+            Script::Sse { events, gap } => {
+                let (tx, res) = stream_response();
+                tokio::spawn(async move {
+                    for (i, e) in events.into_iter().enumerate() {
+                        if i > 0 {
+                            tokio::time::sleep(gap).await;
+                        }
+                        if tx.send(sse_event(&e)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                res
+            }
+            Script::Gated { first, gate, rest } => {
+                let (tx, res) = stream_response();
+                tokio::spawn(async move {
+                    let _ = tx.send(sse_event(&first)).await;
+                    gate.notified().await;
+                    for e in rest {
+                        let _ = tx.send(sse_event(&e)).await;
+                    }
+                });
+                res
+            }
+            Script::Firehose { size, count, sent } => {
+                let (tx, res) = stream_response();
+                tokio::spawn(async move {
+                    let text = "x".repeat(size);
+                    for _ in 0..count {
+                        let ev = sse_event(&json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]}));
+                        let n = ev.len() as u64;
+                        if tx.send(ev).await.is_err() {
+                            return;
+                        }
+                        sent.fetch_add(n, Ordering::Relaxed);
+                    }
+                });
+                res
+            }
+            Script::Drop => return Err(std::io::Error::other("fake drops the connection")),
+        })
+    })
+}
+
+pub fn text_chunk(text: &str) -> Value {
+    json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}],
+           "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 1, "totalTokenCount": 5}, "modelVersion": "gemini-2.5-flash"})
+}
+
+pub fn final_chunk(text: &str, prompt: u64, candidates: u64) -> Value {
+    json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
+           "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": candidates, "totalTokenCount": prompt + candidates},
+           "modelVersion": "gemini-2.5-flash"})
+}
+
+pub fn generate_answer() -> Value {
+    json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hello from the fake."}]}, "finishReason": "STOP", "index": 0}],
+           "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 5, "totalTokenCount": 12},
+           "modelVersion": "gemini-2.5-flash", "responseId": "fake-1"})
+}
+
+pub fn model_list() -> Value {
+    let model = |name: &str| json!({"name": format!("models/{name}"), "displayName": name, "version": "001",
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "inputTokenLimit": 1048576, "outputTokenLimit": 65536});
+    json!({"models": [model("gemini-2.5-flash"), model("gemini-2.5-pro"), model("gemini-2.5-flash-lite"),
+                      {"name": "models/text-embedding-004", "displayName": "Text Embedding 004", "supportedGenerationMethods": ["embedContent"]}]})
+}
+
+fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
+    if path.ends_with("/models") {
+        return json_response(200, &model_list());
+    }
+    if let Some(name) = path.rsplit('/').next().filter(|n| !n.contains(':')) {
+        return json_response(200, &json!({"name": format!("models/{name}"), "displayName": name, "supportedGenerationMethods": ["generateContent"]}));
+    }
+    let method = path.rsplit(':').next().unwrap_or("");
+    match method {
+        "generateContent" => json_response(200, &generate_answer()),
+        "streamGenerateContent" => {
+            let events = vec![text_chunk("Hel"), text_chunk("lo "), final_chunk("there", 7, 3)];
+            if sse {
+                let text: String = events.iter().map(|e| String::from_utf8(sse_event(e).to_vec()).unwrap()).collect();
+                let mut r = Response::new(full(text));
+                r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+                r
+            } else {
+                let text = format!("[{}]", events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",\r\n"));
+                json_response_text(200, text)
+            }
+        }
+        "countTokens" => json_response(200, &json!({"totalTokens": 7})),
+        "embedContent" => json_response(200, &json!({"embedding": {"values": [0.1, 0.2, 0.3]}})),
+        "batchEmbedContents" => {
+            let n = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["requests"].as_array().map(|a| a.len())).unwrap_or(0);
+            let embeddings: Vec<Value> = (0..n).map(|i| json!({"values": [i as f64, 0.5, 0.25]})).collect();
+            json_response(200, &json!({"embeddings": embeddings}))
+        }
+        _ => google_error(404, "NOT_FOUND", &format!("method {method} not found"), json!([])),
+    }
+}
+
+pub fn sse_event(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\r\n\r\n"))
+}
+
+fn full(text: impl Into<Bytes>) -> FakeBody {
+    Full::new(text.into()).map_err(|never| match never {}).boxed()
+}
+
+fn json_response(status: u16, v: &Value) -> Response<FakeBody> {
+    json_response_text(status, v.to_string())
+}
+
+fn json_response_text(status: u16, text: String) -> Response<FakeBody> {
+    let mut r = Response::new(full(text));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r.headers_mut().insert("content-type", "application/json; charset=UTF-8".parse().unwrap());
+    r
+}
+
+fn google_error(code: u16, status: &str, message: &str, details: Value) -> Response<FakeBody> {
+    json_response(code, &json!({"error": {"code": code, "message": message, "status": status, "details": details}}))
+}
+
+fn invalid_key() -> Response<FakeBody> {
+    google_error(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"}}]),
+    )
+}
+
+/// A streamed SSE response fed from a channel of capacity 1, so the producer only gets ahead of
+/// the connection by one event.
+fn stream_response() -> (mpsc::Sender<Bytes>, Response<FakeBody>) {
+    let (tx, rx) = mpsc::channel(1);
+    let mut r = Response::new(ChannelBody { rx }.boxed());
+    r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+    (tx, r)
+}
+
+struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
