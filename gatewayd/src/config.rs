@@ -309,7 +309,8 @@ impl Layers {
         }
         for (var, value) in &self.env {
             let Some(key) = plain_env_key(var) else { continue };
-            let value: figment::value::Value = value.parse().unwrap_or_else(|never: std::convert::Infallible| match never {});
+            let value: figment::value::Value =
+                value.parse().unwrap_or_else(|never: std::convert::Infallible| match never {});
             fig = fig.merge(Serialized::default(&key, value));
         }
         for (var, name) in RAW_ENV_LISTS {
@@ -438,7 +439,8 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new("upstream.connect_timeout_secs", "must be at least 1"));
     }
     if !c.upstream.proxy.is_empty() {
-        validate_url(&c.upstream.proxy, &["http", "socks5", "socks5h"]).map_err(|m| ConfigError::new("upstream.proxy", m))?;
+        validate_url(&c.upstream.proxy, &["http", "socks5", "socks5h"])
+            .map_err(|m| ConfigError::new("upstream.proxy", m))?;
     }
     for t in &c.auth.tokens {
         let t = t.expose();
@@ -477,7 +479,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for (model, budget) in &c.models.thinking_budget {
         if *budget < -1 {
-            return Err(ConfigError::new(format!("models.thinking_budget.{model}"), "must be -1 (dynamic), 0 (off) or positive"));
+            return Err(ConfigError::new(
+                format!("models.thinking_budget.{model}"),
+                "must be -1 (dynamic), 0 (off) or positive",
+            ));
         }
     }
     const THRESHOLDS: &[&str] = &[
@@ -571,11 +576,9 @@ mod tests {
     #[test]
     fn layers_file_then_env_then_runtime() {
         let (_d, p) = file("[keys]\nmax_retries = 5\ncooldown_secs = 9\n[server]\nlisten = \"0.0.0.0:9000\"\n");
-        let layers = Layers::from_parts(
-            Some(p),
-            env(&[("GATEWAY_KEYS__MAX_RETRIES", "7"), ("GATEWAY_CONFIG", "ignored.toml")]),
-        )
-        .unwrap();
+        let layers =
+            Layers::from_parts(Some(p), env(&[("GATEWAY_KEYS__MAX_RETRIES", "7"), ("GATEWAY_CONFIG", "ignored.toml")]))
+                .unwrap();
         let mut runtime = BTreeMap::new();
         let c = layers.resolve(&runtime).unwrap();
         assert_eq!((c.keys.max_retries, c.keys.cooldown_secs), (7, 9));

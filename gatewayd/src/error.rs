@@ -77,7 +77,8 @@ impl ApiError {
             (ApiError::Upstream { body, .. }, Dialect::Gemini) if is_google_error(body) => {
                 let mut res = Response::new(full(body.clone()));
                 *res.status_mut() = status;
-                res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+                res.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
                 res
             }
             (_, Dialect::Gemini) => json_response(
@@ -86,7 +87,10 @@ impl ApiError {
             ),
             (_, Dialect::OpenAi) => {
                 let (kind, code) = openai_kind(status);
-                json_response(status, &json!({"error": {"message": self.message(), "type": kind, "param": null, "code": code}}))
+                json_response(
+                    status,
+                    &json!({"error": {"message": self.message(), "type": kind, "param": null, "code": code}}),
+                )
             }
         };
         if let Some(secs) = retry_after {

@@ -264,7 +264,11 @@ mod tests {
     fn cooling_is_per_model_and_ends() {
         let p = pool(2);
         let k1 = p.get(1).unwrap();
-        let cool = Outcome::RateLimited(Cooldown { until: now() + Duration::seconds(2), reason: CoolReason::Rpm, quota_detail: true });
+        let cool = Outcome::RateLimited(Cooldown {
+            until: now() + Duration::seconds(2),
+            reason: CoolReason::Rpm,
+            quota_detail: true,
+        });
         assert!(k1.health().apply(&cool, "flash", now(), 3));
         for _ in 0..10 {
             assert_eq!(p.pick("flash", now(), &[]).unwrap().id, 2);

@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     let layers = match Layers::discover(cli.config.as_deref()) {
@@ -119,8 +120,9 @@ async fn bind(config: &gatewayd::config::Config) -> Result<Listeners, BootError>
     let api = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|e| BootError::Other(format!("cannot listen on {} (server.listen): {e}", config.server.listen)))?;
-    let admin = bind_admin_socket(std::path::Path::new(&config.server.admin_socket))
-        .map_err(|e| BootError::Other(format!("cannot bind {} (server.admin_socket): {e}", config.server.admin_socket)))?;
+    let admin = bind_admin_socket(std::path::Path::new(&config.server.admin_socket)).map_err(|e| {
+        BootError::Other(format!("cannot bind {} (server.admin_socket): {e}", config.server.admin_socket))
+    })?;
     let metrics = if config.server.metrics_listen.is_empty() {
         None
     } else {

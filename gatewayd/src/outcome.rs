@@ -108,8 +108,10 @@ pub fn is_empty_answer(json: &Value) -> bool {
     !candidates.iter().any(|c| {
         let has_parts = c.pointer("/content/parts").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
         // A candidate stopped for safety or recitation is an answer, even without parts.
-        let finished_with_reason =
-            c.get("finishReason").and_then(Value::as_str).is_some_and(|r| r != "STOP" && r != "FINISH_REASON_UNSPECIFIED");
+        let finished_with_reason = c
+            .get("finishReason")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r != "STOP" && r != "FINISH_REASON_UNSPECIFIED");
         has_parts || finished_with_reason
     })
 }
@@ -134,7 +136,9 @@ fn detail_type(d: &Value) -> &str {
 }
 
 fn has_error_reason(error: Option<&Value>, reason: &str) -> bool {
-    details(error).any(|d| detail_type(d).ends_with("google.rpc.ErrorInfo") && d.get("reason").and_then(Value::as_str) == Some(reason))
+    details(error).any(|d| {
+        detail_type(d).ends_with("google.rpc.ErrorInfo") && d.get("reason").and_then(Value::as_str) == Some(reason)
+    })
 }
 
 fn cooldown_from_429(error: Option<&Value>, now: DateTime<Utc>, default_secs: u64) -> Cooldown {
@@ -227,19 +231,27 @@ mod tests {
         if let Some(d) = delay {
             details.push(json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": d}));
         }
-        serde_json::to_vec(&json!({"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "details": details}})).unwrap()
+        serde_json::to_vec(
+            &json!({"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "details": details}}),
+        )
+        .unwrap()
     }
 
     fn error_body(code: u16, status: &str, message: &str, details: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"error": {"code": code, "message": message, "status": status, "details": details}})).unwrap()
+        serde_json::to_vec(&json!({"error": {"code": code, "message": message, "status": status, "details": details}}))
+            .unwrap()
     }
 
     /// Every row of the errors table in gemini-api.md, plus the 200 cases.
     #[test]
     fn classification_table() {
         let now = at("2026-03-10T12:00:00Z");
-        let bad_key = error_body(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-            json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]));
+        let bad_key = error_body(
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+            json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]),
+        );
         let rows: Vec<(u16, Vec<u8>, &str)> = vec![
             (400, bad_key, "invalid"),
             (403, error_body(403, "PERMISSION_DENIED", "Permission denied: Consumer 'api_key:x' has been suspended.", json!([])), "invalid"),

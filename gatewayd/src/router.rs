@@ -20,11 +20,20 @@ use crate::state::State;
 enum Route<'a> {
     Health,
     /// Gemini-native on an API version, with the rest of the path (`/models/...`).
-    Native { version: &'static str, rest: &'a str },
+    Native {
+        version: &'static str,
+        rest: &'a str,
+    },
     /// `GET /v1/models[/{m}]`: Gemini or OpenAI format depending on how the token came.
-    SharedModels { rest: &'a str },
-    OpenAi { rest: &'a str },
-    OpenAiPassthrough { rest: &'a str },
+    SharedModels {
+        rest: &'a str,
+    },
+    OpenAi {
+        rest: &'a str,
+    },
+    OpenAiPassthrough {
+        rest: &'a str,
+    },
     Unknown,
 }
 
@@ -45,7 +54,7 @@ fn resolve(path: &str) -> Route<'_> {
         let is_method = matches!(gemini::parse(rest), Some(gemini::Target::Method { .. }));
         return match () {
             _ if is_method || via_gemini_alias => Route::Native { version: "v1", rest },
-            _ if matches!(gemini::parse(rest), Some(_)) => Route::SharedModels { rest },
+            _ if gemini::parse(rest).is_some() => Route::SharedModels { rest },
             _ => Route::OpenAi { rest },
         };
     }
@@ -63,8 +72,12 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let source = token.as_ref().map(|(_, s)| *s);
     let dialect = match route {
         Route::Native { .. } => Dialect::Gemini,
-        Route::SharedModels { .. } if matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query)) => Dialect::Gemini,
-        Route::Unknown if !path.starts_with("/v1/") && !path.starts_with("/hf/") && !path.starts_with("/openai/") => Dialect::Gemini,
+        Route::SharedModels { .. } if matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query)) => {
+            Dialect::Gemini
+        }
+        Route::Unknown if !path.starts_with("/v1/") && !path.starts_with("/hf/") && !path.starts_with("/openai/") => {
+            Dialect::Gemini
+        }
         _ => Dialect::OpenAi,
     };
     let tokens = state.config.load().auth.tokens.clone();
@@ -98,7 +111,8 @@ fn not_found(path: &str) -> ApiError {
 /// Reads a request body up to `limit` bytes; a larger one is refused with 413 before it is read
 /// when its length is declared.
 pub async fn read_body(headers: &http::HeaderMap, body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
-    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::BodyTooLarge { limit });
     }
@@ -109,7 +123,6 @@ pub async fn read_body(headers: &http::HeaderMap, body: Incoming, limit: u64) ->
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,8 +131,14 @@ mod tests {
     fn resolves_aliases() {
         assert_eq!(resolve("/health"), Route::Health);
         assert_eq!(resolve("/v1beta/models"), Route::Native { version: "v1beta", rest: "/models" });
-        assert_eq!(resolve("/gemini/v1beta/models/m:generateContent"), Route::Native { version: "v1beta", rest: "/models/m:generateContent" });
-        assert_eq!(resolve("/v1/models/m:generateContent"), Route::Native { version: "v1", rest: "/models/m:generateContent" });
+        assert_eq!(
+            resolve("/gemini/v1beta/models/m:generateContent"),
+            Route::Native { version: "v1beta", rest: "/models/m:generateContent" }
+        );
+        assert_eq!(
+            resolve("/v1/models/m:generateContent"),
+            Route::Native { version: "v1", rest: "/models/m:generateContent" }
+        );
         assert_eq!(resolve("/gemini/v1/models"), Route::Native { version: "v1", rest: "/models" });
         assert_eq!(resolve("/v1/models"), Route::SharedModels { rest: "/models" });
         assert_eq!(resolve("/hf/v1/models/x"), Route::SharedModels { rest: "/models/x" });

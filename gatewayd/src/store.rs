@@ -143,14 +143,25 @@ impl Store {
         let c = self.conn()?;
         let mut cooldowns: BTreeMap<i64, BTreeMap<String, ModelCooldown>> = BTreeMap::new();
         let mut stmt = c.prepare("SELECT key_id, model, until, reason FROM key_cooldowns")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+        })?;
         for row in rows {
             let (id, model, until, reason) = row?;
-            cooldowns.entry(id).or_default().insert(model, ModelCooldown { until: from_ms(until), reason: CoolReason::parse(&reason) });
+            cooldowns
+                .entry(id)
+                .or_default()
+                .insert(model, ModelCooldown { until: from_ms(until), reason: CoolReason::parse(&reason) });
         }
         let mut stmt = c.prepare("SELECT id, key, state, failures, last_error FROM keys ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?, r.get::<_, Option<String>>(4)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
         })?;
         let mut keys = Vec::new();
         for row in rows {
@@ -168,7 +179,12 @@ impl Store {
 
     /// Adds keys in one transaction; returns the rows added (with ids) and the count of duplicates.
     /// With `only_new_to_history`, keys the store ever held before are skipped (config seeding).
-    pub fn add_keys(&self, keys: &[String], only_new_to_history: bool, now: DateTime<Utc>) -> Result<(Vec<KeyRow>, u64)> {
+    pub fn add_keys(
+        &self,
+        keys: &[String],
+        only_new_to_history: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<KeyRow>, u64)> {
         let mut c = self.conn()?;
         let tx = c.transaction()?;
         let mut added = Vec::new();
@@ -231,7 +247,8 @@ impl Store {
         let mut stmt = c.prepare(
             "SELECT key_id, COUNT(*), SUM(CASE WHEN ok THEN 0 ELSE 1 END) FROM attempt_log WHERE ts >= ?1 GROUP BY key_id",
         )?;
-        let rows = stmt.query_map([ms(since)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?)))?;
+        let rows =
+            stmt.query_map([ms(since)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?)))?;
         for row in rows {
             let (id, requests, errors) = row?;
             let u = out.entry(id).or_default();
@@ -326,30 +343,27 @@ impl Store {
                AND (?2 IS NULL OR r.model = ?2) AND (?3 IS NULL OR r.ts >= ?3) AND (?4 IS NULL OR r.id > ?4)
              ORDER BY r.id DESC LIMIT ?5",
         )?;
-        let rows = stmt.query_map(
-            params![f.key_id, f.model, f.since.map(ms), f.after_id, f.limit],
-            |r| {
-                Ok(StoredRequest {
-                    id: r.get(0)?,
-                    record: RequestRecord {
-                        ts: from_ms(r.get(1)?),
-                        route: r.get(2)?,
-                        model: r.get(3)?,
-                        key_id: r.get(4)?,
-                        status: r.get(5)?,
-                        latency_ms: r.get(6)?,
-                        attempts: Vec::new(),
-                        attempt_count: r.get(7)?,
-                        stored_trail: Some(r.get(8)?),
-                        stream: r.get(9)?,
-                        prompt_tokens: r.get(10)?,
-                        completion_tokens: r.get(11)?,
-                        error: r.get(12)?,
-                    },
-                    key: r.get(13)?,
-                })
-            },
-        )?;
+        let rows = stmt.query_map(params![f.key_id, f.model, f.since.map(ms), f.after_id, f.limit], |r| {
+            Ok(StoredRequest {
+                id: r.get(0)?,
+                record: RequestRecord {
+                    ts: from_ms(r.get(1)?),
+                    route: r.get(2)?,
+                    model: r.get(3)?,
+                    key_id: r.get(4)?,
+                    status: r.get(5)?,
+                    latency_ms: r.get(6)?,
+                    attempts: Vec::new(),
+                    attempt_count: r.get(7)?,
+                    stored_trail: Some(r.get(8)?),
+                    stream: r.get(9)?,
+                    prompt_tokens: r.get(10)?,
+                    completion_tokens: r.get(11)?,
+                    error: r.get(12)?,
+                },
+                key: r.get(13)?,
+            })
+        })?;
         let mut out: Vec<StoredRequest> = rows.collect::<rusqlite::Result<_>>()?;
         out.reverse();
         Ok(out)
@@ -403,7 +417,13 @@ impl Store {
         );
         let mut stmt = c.prepare(&sql)?;
         let rows = stmt.query_map([ms(since)], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u16>(1)?, r.get::<_, u64>(2)?, r.get::<_, u64>(3)?, r.get::<_, u64>(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u16>(1)?,
+                r.get::<_, u64>(2)?,
+                r.get::<_, u64>(3)?,
+                r.get::<_, u64>(4)?,
+            ))
         })?;
         let mut groups: BTreeMap<String, StatsGroup> = BTreeMap::new();
         for row in rows {
@@ -489,7 +509,8 @@ mod tests {
         let (_d, s) = store();
         let now = from_ms(ms(Utc::now()));
         let (added, _) = s.add_keys(&["k-one-1234".to_string()], false, now).unwrap();
-        let mut h = Health { state: KeyState::Invalid, failures: 2, last_error: Some("503".into()), ..Health::default() };
+        let mut h =
+            Health { state: KeyState::Invalid, failures: 2, last_error: Some("503".into()), ..Health::default() };
         h.cooldowns.insert("m".into(), ModelCooldown { until: now, reason: CoolReason::Rpd });
         s.save_health(&[(added[0].id, h.clone())], now).unwrap();
         assert_eq!(s.load_keys().unwrap()[0].health, h);

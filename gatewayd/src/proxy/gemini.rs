@@ -34,7 +34,9 @@ pub fn parse(rest: &str) -> Option<Target> {
         return None;
     }
     match name.split_once(':') {
-        Some((model, method)) if !model.is_empty() && !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+        Some((model, method))
+            if !model.is_empty() && !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
             Some(Target::Method { model: model.to_string(), method: method.to_string() })
         }
         Some(_) => None,
@@ -109,7 +111,11 @@ pub async fn handle(
             let end = StreamEnd { state: state.clone(), call, key, attempts };
             let mut res = Response::new(Relay::new(incoming, sse, deadline, end).boxed());
             *res.status_mut() = parts.status;
-            copy_content_type(&parts.headers, res.headers_mut(), if sse { "text/event-stream" } else { "application/json" });
+            copy_content_type(
+                &parts.headers,
+                res.headers_mut(),
+                if sse { "text/event-stream" } else { "application/json" },
+            );
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             Ok(res)
         }

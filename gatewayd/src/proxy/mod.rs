@@ -184,9 +184,14 @@ async fn attempt_loop(state: &Arc<State>, call: &Call, attempts: &mut Attempts) 
         let ok = matches!(outcome, Outcome::Success | Outcome::Client);
         attempts.records.push(attempt_record(state, key.id, status, ok, sent_at, word));
         match outcome {
-            Outcome::Success => return Ok(Delivered::Whole { status: status.unwrap_or(StatusCode::OK), headers, body }),
+            Outcome::Success => {
+                return Ok(Delivered::Whole { status: status.unwrap_or(StatusCode::OK), headers, body });
+            }
             Outcome::Client => {
-                return Err(ApiError::Upstream { status: status.unwrap_or(StatusCode::BAD_REQUEST), body: redact_body(&body, &key) });
+                return Err(ApiError::Upstream {
+                    status: status.unwrap_or(StatusCode::BAD_REQUEST),
+                    body: redact_body(&body, &key),
+                });
             }
             failure => {
                 log_failed_attempt(state, call, &key, status, &failure, &body, &cfg);
@@ -213,18 +218,45 @@ fn no_key_error(no_key: NoKey, model: &str, now: DateTime<Utc>, last: Option<Api
     match no_key {
         NoKey::AllCooling { reopens } => {
             let secs = ((reopens - now).num_milliseconds().max(0) as u64).div_ceil(1000).max(1);
-            ApiError::NoKey { status: StatusCode::TOO_MANY_REQUESTS, message: no_key.message(model), retry_after_secs: Some(secs) }
+            ApiError::NoKey {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: no_key.message(model),
+                retry_after_secs: Some(secs),
+            }
         }
         NoKey::AllTried { .. } => {
-            let last = last.map(|e| format!("; last failure: {} {}", e.status().as_u16(), e.message())).unwrap_or_default();
-            ApiError::NoKey { status: StatusCode::SERVICE_UNAVAILABLE, message: format!("{}{last}", no_key.message(model)), retry_after_secs: None }
+            let last =
+                last.map(|e| format!("; last failure: {} {}", e.status().as_u16(), e.message())).unwrap_or_default();
+            ApiError::NoKey {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("{}{last}", no_key.message(model)),
+                retry_after_secs: None,
+            }
         }
-        other => ApiError::NoKey { status: StatusCode::SERVICE_UNAVAILABLE, message: other.message(model), retry_after_secs: None },
+        other => ApiError::NoKey {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: other.message(model),
+            retry_after_secs: None,
+        },
     }
 }
 
-fn attempt_record(state: &State, key_id: i64, status: Option<StatusCode>, ok: bool, sent_at: Instant, word: Option<String>) -> AttemptRecord {
-    AttemptRecord { ts: state.now(), key_id, status: status.map(|s| s.as_u16()), ok, latency_ms: sent_at.elapsed().as_millis() as u64, word }
+fn attempt_record(
+    state: &State,
+    key_id: i64,
+    status: Option<StatusCode>,
+    ok: bool,
+    sent_at: Instant,
+    word: Option<String>,
+) -> AttemptRecord {
+    AttemptRecord {
+        ts: state.now(),
+        key_id,
+        status: status.map(|s| s.as_u16()),
+        ok,
+        latency_ms: sent_at.elapsed().as_millis() as u64,
+        word,
+    }
 }
 
 /// Applies an outcome to the key; persists the key's health only when it changed.
@@ -358,7 +390,12 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(inner: Incoming, sse: bool, deadline: Instant, end: StreamEnd) -> Self {
-        Relay { inner, meter: StreamMeter::new(sse), deadline: Box::pin(tokio::time::sleep_until(deadline)), end: Some(end) }
+        Relay {
+            inner,
+            meter: StreamMeter::new(sse),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            end: Some(end),
+        }
     }
 
     fn finish(&mut self, result: Result<(), String>) {

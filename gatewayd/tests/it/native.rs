@@ -54,7 +54,12 @@ async fn body_passes_byte_for_byte_and_token_never_travels() {
     // Unknown fields, odd spacing and key order must survive untouched.
     let body = "{ \"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"hi\",\"thoughtSignature\":\"c2ln\"}]}],\n  \"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"ANY\"}}, \"cachedContent\":\"cachedContents/abc\", \"futureField\":[1,2.50,null]}";
     let r = gw
-        .request(Method::POST, &format!("{GENERATE}?key={TOKEN}&foo=bar"), &[("content-type", "application/json"), ("cookie", "session=1")], body)
+        .request(
+            Method::POST,
+            &format!("{GENERATE}?key={TOKEN}&foo=bar"),
+            &[("content-type", "application/json"), ("cookie", "session=1")],
+            body,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json(), generate_answer());
@@ -76,7 +81,8 @@ async fn body_passes_byte_for_byte_and_token_never_travels() {
 #[tokio::test]
 async fn round_robin_spreads_evenly() {
     let keys = [key(1), key(2), key(3)];
-    let fake = FakeGemini::new().key(&keys[0], Script::Ok).key(&keys[1], Script::Ok).key(&keys[2], Script::Ok).start().await;
+    let fake =
+        FakeGemini::new().key(&keys[0], Script::Ok).key(&keys[1], Script::Ok).key(&keys[2], Script::Ok).start().await;
     let gw = Gateway::builder(&fake.base_url()).keys(&keys).start().await;
     for _ in 0..30 {
         assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
@@ -110,7 +116,11 @@ async fn failing_keys_are_skipped_and_the_client_gets_200() {
     assert!(trails.iter().any(|t| t.contains("400 invalid → ")), "{trails:?}");
     // The error log holds the failed attempts, keys redacted.
     let errors = gw.logged_errors(2).await;
-    assert!(errors.iter().any(|e| e.record.status == Some(429) && e.record.body.as_deref().unwrap_or("").contains("QuotaFailure")));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.record.status == Some(429) && e.record.body.as_deref().unwrap_or("").contains("QuotaFailure"))
+    );
     for e in &errors {
         let text = format!("{:?}", e.record);
         assert!(!keys.iter().any(|k| text.contains(k.as_str())), "no key in the error log: {text}");
@@ -123,7 +133,11 @@ async fn client_errors_are_returned_at_once_with_their_status() {
     let keys = [key(1), key(2)];
     let not_found = json!({"error": {"code": 404, "message": "models/nope is not found for API version v1beta", "status": "NOT_FOUND"}});
     let bad = json!({"error": {"code": 400, "message": "Invalid JSON payload received. Unknown name \"x\"", "status": "INVALID_ARGUMENT"}});
-    let fake = FakeGemini::new().key(&keys[0], Script::Json(404, not_found.clone())).key(&keys[1], Script::Json(404, not_found.clone())).start().await;
+    let fake = FakeGemini::new()
+        .key(&keys[0], Script::Json(404, not_found.clone()))
+        .key(&keys[1], Script::Json(404, not_found.clone()))
+        .start()
+        .await;
     let gw = Gateway::builder(&fake.base_url()).keys(&keys).start().await;
     let r = gw.post("/v1beta/models/nope:generateContent", HELLO).await;
     assert_eq!((r.status, r.json()), (StatusCode::NOT_FOUND, not_found));
@@ -143,7 +157,12 @@ async fn client_errors_are_returned_at_once_with_their_status() {
 async fn upstream_429_keeps_its_status_when_retries_run_out() {
     let keys = [key(1), key(2), key(3)];
     let quota = Script::quota("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", Some("20s"));
-    let fake = FakeGemini::new().key(&keys[0], quota.clone()).key(&keys[1], quota.clone()).key(&keys[2], Script::Ok).start().await;
+    let fake = FakeGemini::new()
+        .key(&keys[0], quota.clone())
+        .key(&keys[1], quota.clone())
+        .key(&keys[2], Script::Ok)
+        .start()
+        .await;
     let gw = Gateway::builder(&fake.base_url()).keys(&keys).set("keys.max_retries", "0").start().await;
     let mut statuses = Vec::new();
     for _ in 0..3 {
@@ -156,7 +175,10 @@ async fn upstream_429_keeps_its_status_when_retries_run_out() {
 
 #[tokio::test]
 async fn every_key_cooling_answers_429_with_retry_after() {
-    let fake = FakeGemini::new().key(&key(1), Script::quota("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", Some("42s"))).start().await;
+    let fake = FakeGemini::new()
+        .key(&key(1), Script::quota("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", Some("42s")))
+        .start()
+        .await;
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
     let r = gw.post(GENERATE, HELLO).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
@@ -190,7 +212,8 @@ async fn transient_failures_invalidate_after_max_failures_in_a_row() {
     assert_eq!((h.state, h.failures), (gatewayd::keypool::KeyState::Invalid, 3));
     assert_eq!(fake.hits(&key(1)), 3);
     // Dropped connections and empty answers are transient failures too.
-    let fake2 = FakeGemini::new().key(&key(3), Script::Drop).key(&key(4), Script::Empty).key(&key(5), Script::Ok).start().await;
+    let fake2 =
+        FakeGemini::new().key(&key(3), Script::Drop).key(&key(4), Script::Empty).key(&key(5), Script::Ok).start().await;
     let gw2 = Gateway::builder(&fake2.base_url()).keys(&[key(3), key(4), key(5)]).start().await;
     assert_eq!(gw2.post(GENERATE, HELLO).await.status, StatusCode::OK);
     assert_eq!(gw2.health(&key(3)).failures, 1);
@@ -242,7 +265,8 @@ async fn oversized_bodies_get_413() {
 #[tokio::test]
 async fn unknown_routes_hidden_models_and_wrong_methods() {
     let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
-    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("models.hidden", "[\"gemini-2.5-pro\"]").start().await;
+    let gw =
+        Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("models.hidden", "[\"gemini-2.5-pro\"]").start().await;
     let r = gw.post("/v1beta/nothing", HELLO).await;
     assert_eq!((r.status, r.json()["error"]["status"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
     let r = gw.post("/v1beta/models/gemini-2.5-pro:generateContent", HELLO).await;
@@ -265,7 +289,10 @@ async fn aliases_and_api_versions() {
         ("/v1/models/gemini-2.5-flash:generateContent", "/v1/models/gemini-2.5-flash:generateContent"),
         ("/gemini/v1/models/gemini-2.5-flash:countTokens", "/v1/models/gemini-2.5-flash:countTokens"),
         ("/v1beta/models/text-embedding-004:embedContent", "/v1beta/models/text-embedding-004:embedContent"),
-        ("/v1beta/models/text-embedding-004:batchEmbedContents", "/v1beta/models/text-embedding-004:batchEmbedContents"),
+        (
+            "/v1beta/models/text-embedding-004:batchEmbedContents",
+            "/v1beta/models/text-embedding-004:batchEmbedContents",
+        ),
     ] {
         fake.clear();
         let r = gw.post(path, HELLO).await;
@@ -273,7 +300,10 @@ async fn aliases_and_api_versions() {
         assert_eq!(fake.requests()[0].path, upstream);
     }
     // GET /v1/models answers in Gemini's format when the token came as x-goog-api-key or ?key=.
-    for r in [gw.get("/v1/models").await, gw.request(Method::GET, &format!("/v1/models?key={TOKEN}"), &[], Bytes::new()).await] {
+    for r in [
+        gw.get("/v1/models").await,
+        gw.request(Method::GET, &format!("/v1/models?key={TOKEN}"), &[], Bytes::new()).await,
+    ] {
         assert_eq!(r.status, StatusCode::OK);
         assert!(r.json()["models"].is_array(), "{}", r.text());
     }
@@ -307,13 +337,16 @@ async fn streams_relay_sse_and_record_usage() {
 #[tokio::test]
 async fn first_event_arrives_while_upstream_is_still_sending() {
     let gate = Arc::new(Notify::new());
-    let script = Script::Gated { first: text_chunk("first"), gate: gate.clone(), rest: vec![final_chunk("last", 3, 2)] };
+    let script =
+        Script::Gated { first: text_chunk("first"), gate: gate.clone(), rest: vec![final_chunk("last", 3, 2)] };
     let fake = FakeGemini::new().key(&key(1), script).start().await;
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
     let res = gw.send(Method::POST, STREAM_SSE, &[("x-goog-api-key", TOKEN)], HELLO).await;
     let mut body = res.into_body();
     // The upstream holds the rest until we open the gate: the first event must arrive before.
-    let first = tokio::time::timeout(Duration::from_secs(10), body.frame()).await.expect("first event before upstream finishes");
+    let first = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .expect("first event before upstream finishes");
     let first = first.unwrap().unwrap().into_data().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("first"));
     gate.notify_one();
@@ -328,7 +361,10 @@ async fn stream_memory_does_not_grow_with_stream_length() {
     // the stream, upstream could push all of it; relayed frame by frame, backpressure stops the
     // upstream after a few socket buffers' worth.
     let sent = Arc::new(AtomicU64::new(0));
-    let fake = FakeGemini::new().key(&key(1), Script::Firehose { size: 64 * 1024, count: 2048, sent: sent.clone() }).start().await;
+    let fake = FakeGemini::new()
+        .key(&key(1), Script::Firehose { size: 64 * 1024, count: 2048, sent: sent.clone() })
+        .start()
+        .await;
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("upstream.timeout_secs", "600").start().await;
     let res = gw.send(Method::POST, STREAM_SSE, &[("x-goog-api-key", TOKEN)], HELLO).await;
     let mut body = res.into_body();
@@ -377,5 +413,52 @@ async fn restart_keeps_keys_and_their_state() {
     assert_eq!(after[0].state, gatewayd::keypool::KeyState::Invalid);
     assert!(after[1].cooling_until("gemini-2.5-flash", gw.state.now()).is_some());
     assert_eq!(gw.state.pool.snapshot().len(), 2, "a removed key is not seeded again");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn forbidden_keys_become_invalid_with_the_reason_kept() {
+    let fake = FakeGemini::new().key(&key(1), Script::Forbidden).key(&key(2), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1), key(2)]).start().await;
+    assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
+    let h = gw.health(&key(1));
+    assert_eq!(h.state, gatewayd::keypool::KeyState::Invalid);
+    assert!(h.last_error.unwrap().contains("403"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_success_resets_the_failure_count() {
+    let s503 = || Script::Status(503);
+    let fake = FakeGemini::new().key_seq(&key(1), vec![s503(), s503(), Script::Ok, s503(), s503()]).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("keys.max_retries", "0").start().await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(gw.post(GENERATE, HELLO).await.status.as_u16());
+    }
+    assert_eq!(statuses, vec![503, 503, 200, 503, 503]);
+    let h = gw.health(&key(1));
+    assert_eq!((h.state, h.failures), (gatewayd::keypool::KeyState::Active, 2), "never 3 in a row");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_cooled_key_returns_after_its_retry_delay() {
+    let clock = Arc::new(gatewayd::state::Clock::default());
+    let quota = Script::quota("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", Some("2s"));
+    let fake = FakeGemini::new().key_seq(&key(1), vec![quota]).key(&key(2), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1), key(2)]).clock(clock.clone()).start().await;
+    for _ in 0..4 {
+        assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
+    }
+    assert_eq!(fake.hits(&key(1)), 1, "skipped for this model while cooling");
+    assert_eq!(gw.post("/v1beta/models/gemini-2.5-pro:generateContent", HELLO).await.status, StatusCode::OK);
+    assert_eq!(gw.post("/v1beta/models/gemini-2.5-pro:generateContent", HELLO).await.status, StatusCode::OK);
+    assert_eq!(fake.hits(&key(1)), 2, "still used for another model");
+    clock.advance(chrono::Duration::seconds(2));
+    for _ in 0..4 {
+        assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
+    }
+    assert_eq!(fake.hits(&key(1)), 4, "back in rotation after the delay");
     gw.stop().await;
 }

@@ -182,12 +182,14 @@ fn next_script(shared: &Shared, key: &str) -> Option<Script> {
 async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<FakeBody>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    let key = parts
-        .headers
-        .get("x-goog-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from)
-        .or_else(|| parts.headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(String::from));
+    let key = parts.headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).map(String::from).or_else(|| {
+        parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(String::from)
+    });
     let path = parts.uri.path().to_string();
     shared.recorded.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
@@ -226,10 +228,20 @@ fn run<'a>(
                 if let Some(d) = delay {
                     details.push(json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": d}));
                 }
-                google_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing details.", json!(details))
+                google_error(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "You exceeded your current quota, please check your plan and billing details.",
+                    json!(details),
+                )
             }
             Script::InvalidKey => invalid_key(),
-            Script::Forbidden => google_error(403, "PERMISSION_DENIED", "Permission denied: Consumer 'api_key:x' has been suspended.", json!([])),
+            Script::Forbidden => google_error(
+                403,
+                "PERMISSION_DENIED",
+                "Permission denied: Consumer 'api_key:x' has been suspended.",
+                json!([]),
+            ),
             Script::Status(code) => {
                 let status = match code {
                     500 => "INTERNAL",
@@ -240,8 +252,11 @@ fn run<'a>(
                 };
                 google_error(code, status, &format!("fake error {code}"), json!([]))
             }
-            Script::Empty => json_response(200, &json!({"candidates": [{"content": {"role": "model"}, "finishReason": "STOP"}],
-                                                       "usageMetadata": {"promptTokenCount": 2, "totalTokenCount": 2}})),
+            Script::Empty => json_response(
+                200,
+                &json!({"candidates": [{"content": {"role": "model"}, "finishReason": "STOP"}],
+                                                       "usageMetadata": {"promptTokenCount": 2, "totalTokenCount": 2}}),
+            ),
             Script::Delay(d, inner) => {
                 tokio::time::sleep(d).await;
                 return run(*inner, path, sse, body).await;
@@ -276,7 +291,9 @@ fn run<'a>(
                 tokio::spawn(async move {
                     let text = "x".repeat(size);
                     for _ in 0..count {
-                        let ev = sse_event(&json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]}));
+                        let ev = sse_event(
+                            &json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]}),
+                        );
                         let n = ev.len() as u64;
                         if tx.send(ev).await.is_err() {
                             return;
@@ -309,9 +326,11 @@ pub fn generate_answer() -> Value {
 }
 
 pub fn model_list() -> Value {
-    let model = |name: &str| json!({"name": format!("models/{name}"), "displayName": name, "version": "001",
+    let model = |name: &str| {
+        json!({"name": format!("models/{name}"), "displayName": name, "version": "001",
         "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
-        "inputTokenLimit": 1048576, "outputTokenLimit": 65536});
+        "inputTokenLimit": 1048576, "outputTokenLimit": 65536})
+    };
     json!({"models": [model("gemini-2.5-flash"), model("gemini-2.5-pro"), model("gemini-2.5-flash-lite"),
                       {"name": "models/text-embedding-004", "displayName": "Text Embedding 004", "supportedGenerationMethods": ["embedContent"]}]})
 }
@@ -321,13 +340,16 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
         return json_response(200, &model_list());
     }
     if let Some(name) = path.rsplit('/').next().filter(|n| !n.contains(':')) {
-        return json_response(200, &json!({"name": format!("models/{name}"), "displayName": name, "supportedGenerationMethods": ["generateContent"]}));
+        return json_response(
+            200,
+            &json!({"name": format!("models/{name}"), "displayName": name, "supportedGenerationMethods": ["generateContent"]}),
+        );
     }
     let method = path.rsplit(':').next().unwrap_or("");
     match method {
         "generateContent" => json_response(200, &generate_answer()),
         "streamGenerateContent" => {
-            let events = vec![text_chunk("Hel"), text_chunk("lo "), final_chunk("there", 7, 3)];
+            let events = [text_chunk("Hel"), text_chunk("lo "), final_chunk("there", 7, 3)];
             if sse {
                 let text: String = events.iter().map(|e| String::from_utf8(sse_event(e).to_vec()).unwrap()).collect();
                 let mut r = Response::new(full(text));
@@ -341,7 +363,10 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
         "countTokens" => json_response(200, &json!({"totalTokens": 7})),
         "embedContent" => json_response(200, &json!({"embedding": {"values": [0.1, 0.2, 0.3]}})),
         "batchEmbedContents" => {
-            let n = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["requests"].as_array().map(|a| a.len())).unwrap_or(0);
+            let n = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["requests"].as_array().map(|a| a.len()))
+                .unwrap_or(0);
             let embeddings: Vec<Value> = (0..n).map(|i| json!({"values": [i as f64, 0.5, 0.25]})).collect();
             json_response(200, &json!({"embeddings": embeddings}))
         }
@@ -398,8 +423,10 @@ struct ChannelBody {
 impl Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }
-

@@ -109,6 +109,8 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// A daemon running in-process; `config_path` and `socket` are for tools (gbctl) that drive it.
+#[allow(dead_code)]
 pub struct Gateway {
     pub dir: Arc<TempDir>,
     pub config_path: PathBuf,
@@ -130,7 +132,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -161,20 +164,33 @@ impl Gateway {
         format!("http://{}{path}", self.addr)
     }
 
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> http::Response<hyper::body::Incoming> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> http::Response<hyper::body::Incoming> {
         let mut req = Request::new(Full::new(body.into()));
         *req.method_mut() = method;
         *req.uri_mut() = self.url(path).parse().unwrap();
         for (k, v) in headers {
             req.headers_mut().insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        tokio::time::timeout(Duration::from_secs(30), self.client.request(req)).await.expect("gateway answers").expect("request")
+        tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
+            .await
+            .expect("gateway answers")
+            .expect("request")
     }
 
     pub async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
         let res = self.send(method, path, headers, body).await;
         let (parts, body) = res.into_parts();
-        let body = tokio::time::timeout(Duration::from_secs(30), body.collect()).await.expect("body in time").expect("body").to_bytes();
+        let body = tokio::time::timeout(Duration::from_secs(30), body.collect())
+            .await
+            .expect("body in time")
+            .expect("body")
+            .to_bytes();
         Reply { status: parts.status, headers: parts.headers, body }
     }
 

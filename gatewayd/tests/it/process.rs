@@ -1,0 +1,246 @@
+//! The real `gatewayd` binary as an operator runs it: defaults, config refusals (exit 78),
+//! check-config, and SIGTERM draining a stream.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::support::fake::{FakeGemini, Script, final_chunk, text_chunk};
+use crate::support::{HELLO, STREAM_SSE, TOKEN, key};
+
+fn gatewayd(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatewayd"));
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GATEWAY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+/// A running gatewayd whose stderr is collected line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits (generously) for a stderr line containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        }
+        panic!("gatewayd never printed {needle:?}; it printed: {:#?}", self.seen);
+    }
+
+    fn addr(&mut self) -> String {
+        let line = self.wait_for("serving API clients on http://");
+        line.rsplit("http://").next().unwrap().trim().to_string()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok =
+            Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
+        assert!(ok);
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return status.code().unwrap_or(-1);
+            }
+            assert!(std::time::Instant::now() < deadline, "gatewayd did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn fresh_start_on_embedded_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    // Everything default but the port (8000 may be taken on a test machine).
+    let mut cmd = gatewayd(dir.path());
+    cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0");
+    let mut gw = Running::start(cmd);
+    let token_line = gw.wait_for("generated one");
+    let token = gw.wait_for("gw-").trim().to_string();
+    assert!(token_line.contains("shown only now"));
+    assert!(token.starts_with("gw-") && token.len() == 51, "{token}");
+    let addr = gw.addr();
+    assert!(dir.path().join("data/gateway.db").exists());
+    let socket = dir.path().join("data/gatewayd.sock");
+    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+    let client = crate::support::client();
+    let res = client.get(format!("http://{addr}/health").parse().unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The generated token works.
+    let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
+    *req.uri_mut() = format!("http://{addr}/v1beta/models").parse().unwrap();
+    req.headers_mut().insert("x-goog-api-key", token.parse().unwrap());
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "authenticated; no keys yet");
+    gw.signal("INT");
+    assert_eq!(gw.wait_exit(), 0);
+    assert!(!socket.exists(), "the socket is removed on a clean stop");
+    // A second start prints no token: it is stored.
+    let mut cmd = gatewayd(dir.path());
+    cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0");
+    let mut gw = Running::start(cmd);
+    gw.addr();
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(), 0);
+    assert!(!gw.seen.iter().any(|l| l.contains("gw-")), "{:#?}", gw.seen);
+}
+
+#[test]
+fn check_config_shows_defaults_with_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatewayd(dir.path()).arg("check-config").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(v["server"]["listen"].as_str(), Some("127.0.0.1:8000"));
+    assert_eq!(v["database"]["path"].as_str(), Some("data/gateway.db"));
+    assert!(!dir.path().join("data").exists(), "check-config creates nothing");
+}
+
+#[test]
+fn check_config_redacts_secrets_and_layers_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(7);
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        format!("[auth]\ntokens = [\"supersecret-token-wxyz\"]\n[keys]\napi_keys = [\"{k}\"]\nmax_retries = 5\n"),
+    )
+    .unwrap();
+    let out = gatewayd(dir.path()).arg("check-config").env("GATEWAY_KEYS__MAX_RETRIES", "9").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("supersecret") && !text.contains(&k), "{text}");
+    assert!(text.contains("supe…wxyz") && text.contains("AIza…Key7"), "{text}");
+    assert!(text.contains("max_retries = 9"), "env beats file: {text}");
+}
+
+#[test]
+fn bad_configuration_exits_78_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[server]\nlisten = \"not-an-address\"\n", "server.listen"),
+        ("[keys]\nmax_retriez = 3\n", "max_retriez"),
+        ("[logs]\nrequest_retention_days = \"thirty\"\n", "logs.request_retention_days"),
+        ("[keys\n", "not valid TOML"),
+    ];
+    for (text, needle) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        for args in [vec!["--config", "bad.toml"], vec!["check-config", "--config", "bad.toml"]] {
+            let out = gatewayd(dir.path()).args(&args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(78), "{args:?} {text}: {stderr}");
+            assert!(stderr.contains(needle), "{stderr}");
+        }
+    }
+    // From the environment, and through $GATEWAY_CONFIG.
+    let out = gatewayd(dir.path()).env("GATEWAY_UPSTREAM__TIMEOUT_SECS", "0").output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("upstream.timeout_secs"));
+    let out = gatewayd(dir.path()).arg("check-config").env("GATEWAY_CONFIG", "bad.toml").output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let out = gatewayd(dir.path()).args(["--config", "missing.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+}
+
+#[test]
+fn example_config_parses_and_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.toml.example");
+    let layers = gatewayd::config::Layers::from_parts(Some(path.clone()), Default::default()).unwrap();
+    let config = layers.resolve(&Default::default()).unwrap();
+    assert_eq!(config, gatewayd::config::Config::default(), "the example documents the defaults");
+    let text = std::fs::read_to_string(path).unwrap();
+    for field in gatewayd::config::FIELDS {
+        let leaf = field.name.split('.').nth(1).unwrap();
+        assert!(text.contains(&format!("\n{leaf} = ")), "the example documents {}", field.name);
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_running_stream() {
+    let events = vec![text_chunk("one"), text_chunk("two"), text_chunk("three"), final_chunk("four", 5, 4)];
+    let fake = FakeGemini::new().key(&key(1), Script::Sse { events, gap: Duration::from_millis(400) }).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"{}\"\n[auth]\ntokens = [\"{TOKEN}\"]\n[keys]\napi_keys = [\"{}\"]\n",
+            fake.base_url(),
+            key(1)
+        ),
+    )
+    .unwrap();
+    let mut gw = Running::start(gatewayd(dir.path()));
+    let addr = gw.addr();
+    let client = crate::support::client();
+    let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::from(HELLO)));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = format!("http://{addr}{STREAM_SSE}").parse().unwrap();
+    req.headers_mut().insert("x-goog-api-key", TOKEN.parse().unwrap());
+    let res = client.request(req).await.unwrap();
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("one"));
+    gw.signal("TERM");
+    gw.wait_for("SIGTERM received");
+    // New connections are refused while the stream finishes.
+    let refused = crate::support::client().get(format!("http://{addr}/health").parse().unwrap()).await;
+    assert!(refused.is_err(), "stopped accepting");
+    let rest = body.collect().await.expect("the stream completes").to_bytes();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("two") && rest.contains("three") && rest.contains("four"), "{rest}");
+    assert_eq!(gw.wait_exit(), 0);
+    // The log writer was flushed: the drained stream is in the request log.
+    let store = gatewayd::store::Store::open(&dir.path().join("data/gateway.db")).unwrap();
+    let rows = store.recent_requests(&gatewayd::store::LogFilter { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].record.prompt_tokens, rows[0].record.completion_tokens, rows[0].record.error.as_deref()),
+        (Some(5), Some(4), None)
+    );
+}
