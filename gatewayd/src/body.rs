@@ -20,3 +20,24 @@ pub fn json_response(status: http::StatusCode, value: &serde_json::Value) -> htt
     res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     res
 }
+
+/// A body fed from a channel: for endless streams (`logs -f`) that a task writes as events occur.
+pub fn channel(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    ChannelBody { rx }.boxed()
+}
+
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}

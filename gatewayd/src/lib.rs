@@ -18,6 +18,7 @@ pub mod state;
 pub mod store;
 pub mod upstream;
 pub mod usage;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -89,11 +89,11 @@ enum Record {
     Error(Box<ErrorRecord>),
 }
 
-/// A request record as written, with its row id, for `gbctl logs -f`.
+/// A record as written, with its row id, for `gbctl logs -f`.
 #[derive(Debug, Clone)]
-pub struct Written {
-    pub id: i64,
-    pub record: RequestRecord,
+pub enum Written {
+    Request(i64, RequestRecord),
+    Error(i64, ErrorRecord),
 }
 
 /// The hot path's handle: cheap to clone, never blocks.
@@ -103,6 +103,7 @@ pub struct Logbook {
     health: mpsc::UnboundedSender<(i64, Health)>,
     dropped: Arc<AtomicU64>,
     follow: broadcast::Sender<Written>,
+    metrics: Arc<Metrics>,
 }
 
 impl Logbook {
@@ -133,6 +134,10 @@ impl Logbook {
     pub fn subscribe(&self) -> broadcast::Receiver<Written> {
         self.follow.subscribe()
     }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
 }
 
 /// Owns the writer task; `close` flushes what is queued and waits for it.
@@ -155,8 +160,15 @@ pub fn start(store: Store, capacity: usize) -> (Logbook, Writer) {
     let (health_tx, health) = mpsc::unbounded_channel();
     let (follow, _) = broadcast::channel(1024);
     let (stop_tx, stop) = oneshot::channel();
-    let book = Logbook { records: records_tx, health: health_tx, dropped: Arc::default(), follow: follow.clone() };
-    let task = tokio::spawn(write_loop(store, records, health, stop, follow));
+    let metrics = Arc::new(Metrics::default());
+    let book = Logbook {
+        records: records_tx,
+        health: health_tx,
+        dropped: Arc::default(),
+        follow: follow.clone(),
+        metrics: metrics.clone(),
+    };
+    let task = tokio::spawn(write_loop(store, records, health, stop, follow, metrics));
     (book, Writer { stop: Some(stop_tx), task })
 }
 
@@ -166,6 +178,7 @@ async fn write_loop(
     mut health: mpsc::UnboundedReceiver<(i64, Health)>,
     mut stop: oneshot::Receiver<()>,
     follow: broadcast::Sender<Written>,
+    metrics: Arc<Metrics>,
 ) {
     let mut stopping = false;
     loop {
@@ -197,6 +210,7 @@ async fn write_loop(
         }
         let idle = requests.is_empty() && errors.is_empty() && healths.is_empty();
         if !idle {
+            metrics.observe(&requests);
             let store = store.clone();
             let written = tokio::task::spawn_blocking(move || {
                 let now = Utc::now();
@@ -207,7 +221,11 @@ async fn write_loop(
                     }
                 }
                 match store.insert_logs(&requests, &errors) {
-                    Ok(ids) => ids.into_iter().zip(requests).map(|(id, record)| Written { id, record }).collect(),
+                    Ok((request_ids, error_ids)) => {
+                        let requests = request_ids.into_iter().zip(requests).map(|(id, r)| Written::Request(id, r));
+                        let errors = error_ids.into_iter().zip(errors).map(|(id, e)| Written::Error(id, e));
+                        requests.chain(errors).collect()
+                    }
                     Err(e) => {
                         tracing::error!("writing {} log records failed: {e}", requests.len() + errors.len());
                         Vec::new()
@@ -223,6 +241,55 @@ async fn write_loop(
         if stopping && idle {
             break;
         }
+    }
+}
+
+/// Counters for `/metrics`, updated by the writer task (off the hot path) from the records it
+/// writes, so a dropped record is also missing here; `logs_dropped` says how many.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: std::sync::Mutex<MetricsInner>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct MetricsInner {
+    /// (route, model, status) → count
+    pub requests: BTreeMap<(String, String, u16), u64>,
+    /// (key id, outcome) → count
+    pub attempts: BTreeMap<(i64, &'static str), u64>,
+    /// route → histogram counts per bucket (LATENCY_BUCKETS_MS, then +Inf), sum in ms
+    pub latency: BTreeMap<String, (Vec<u64>, u64)>,
+    /// (model, kind) → tokens
+    pub tokens: BTreeMap<(String, &'static str), u64>,
+}
+
+pub const LATENCY_BUCKETS_MS: &[u64] = &[50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000];
+
+impl Metrics {
+    fn observe(&self, requests: &[RequestRecord]) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for r in requests {
+            let model = r.model.clone().unwrap_or_default();
+            *m.requests.entry((r.route.clone(), model.clone(), r.status)).or_default() += 1;
+            for a in &r.attempts {
+                *m.attempts.entry((a.key_id, if a.ok { "ok" } else { "failed" })).or_default() += 1;
+            }
+            let (buckets, sum) =
+                m.latency.entry(r.route.clone()).or_insert_with(|| (vec![0; LATENCY_BUCKETS_MS.len() + 1], 0));
+            let i = LATENCY_BUCKETS_MS.iter().position(|b| r.latency_ms <= *b).unwrap_or(LATENCY_BUCKETS_MS.len());
+            buckets[i] += 1;
+            *sum += r.latency_ms;
+            if let Some(p) = r.prompt_tokens {
+                *m.tokens.entry((model.clone(), "prompt")).or_default() += p;
+            }
+            if let Some(c) = r.completion_tokens {
+                *m.tokens.entry((model, "completion")).or_default() += c;
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> MetricsInner {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -288,11 +288,12 @@ impl Store {
 
     // ---- logs ----------------------------------------------------------------------------
 
-    /// Inserts a batch of request and error records in one transaction; returns the request ids.
-    pub fn insert_logs(&self, requests: &[RequestRecord], errors: &[ErrorRecord]) -> Result<Vec<i64>> {
+    /// Inserts a batch of request and error records in one transaction; returns their row ids.
+    pub fn insert_logs(&self, requests: &[RequestRecord], errors: &[ErrorRecord]) -> Result<(Vec<i64>, Vec<i64>)> {
         let mut c = self.conn()?;
         let tx = c.transaction()?;
         let mut ids = Vec::with_capacity(requests.len());
+        let mut error_ids = Vec::with_capacity(errors.len());
         {
             let mut req = tx.prepare_cached(
                 "INSERT INTO request_log (ts, route, model, key_id, status, latency_ms, attempts, trail, stream, prompt_tokens, completion_tokens, error)
@@ -327,10 +328,11 @@ impl Store {
             )?;
             for e in errors {
                 err.execute(params![ms(e.ts), e.route, e.model, e.key_id, e.status, e.error, e.body, e.request_body])?;
+                error_ids.push(tx.last_insert_rowid());
             }
         }
         tx.commit()?;
-        Ok(ids)
+        Ok((ids, error_ids))
     }
 
     pub fn recent_requests(&self, f: &LogFilter) -> Result<Vec<StoredRequest>> {

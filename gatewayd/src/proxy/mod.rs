@@ -325,7 +325,7 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-fn build_request(base_url: &str, call: &Call, key: &str) -> Request<Full<Bytes>> {
+pub(crate) fn build_request(base_url: &str, call: &Call, key: &str) -> Request<Full<Bytes>> {
     let uri = format!("{}{}", base_url.trim_end_matches('/'), call.path_and_query);
     let mut req = Request::new(Full::new(call.body.clone()));
     *req.method_mut() = call.method.clone();

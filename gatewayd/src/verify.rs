@@ -1,0 +1,113 @@
+//! Live verification of keys, for `gbctl keys verify` and the scheduled job: the free
+//! `GET /v1beta/models/{keys.verify_model}` probe, or a 1-token generateContent when
+//! `keys.verify_generate` is set. Runs concurrently with a small bound and updates key state.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use shared::admin::VerifyResult;
+use tokio::time::Instant;
+
+use crate::keypool::{KeyEntry, KeyState};
+use crate::outcome::{self, Outcome};
+use crate::proxy::{Call, KeyPlacement, build_request, report};
+use crate::state::State;
+use crate::upstream;
+
+/// At most this many probes run at once, so a verify of hundreds of keys does not look like a
+/// burst to Google.
+pub const CONCURRENCY: usize = 8;
+
+pub async fn verify_keys(state: &Arc<State>, keys: Vec<Arc<KeyEntry>>) -> Vec<VerifyResult> {
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        let state = state.clone();
+        let semaphore = semaphore.clone();
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            (i, verify_one(&state, &key).await)
+        });
+    }
+    let mut results: Vec<(usize, VerifyResult)> = tasks.join_all().await;
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+fn probe(state: &State) -> Call {
+    let cfg = state.config.load();
+    let model = cfg.keys.verify_model.trim_start_matches("models/").to_string();
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let (method, path, body) = if cfg.keys.verify_generate {
+        let body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":1}}"#;
+        (Method::POST, format!("/v1beta/models/{model}:generateContent"), Bytes::from_static(body.as_bytes()))
+    } else {
+        (Method::GET, format!("/v1beta/models/{model}"), Bytes::new())
+    };
+    Call {
+        route: "verify".into(),
+        model: Some(model),
+        method,
+        path_and_query: path,
+        headers,
+        body,
+        stream: false,
+        check_empty: false,
+        placement: KeyPlacement::GoogHeader,
+    }
+}
+
+async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
+    let cfg = state.config.load();
+    let call = probe(state);
+    let started = Instant::now();
+    let deadline = started + std::time::Duration::from_secs(cfg.upstream.timeout_secs.min(60));
+    let request = build_request(&cfg.upstream.base_url, &call, key.secret.expose());
+    let answer = match state.upstream.send(&cfg.upstream, request, deadline).await {
+        Ok(res) => {
+            let status = res.status();
+            upstream::read_body(res.into_body(), deadline, 1 << 20).await.map(|b| (status, b))
+        }
+        Err(e) => Err(e),
+    };
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let (status, outcome) = match &answer {
+        Ok((status, _)) if status.is_success() => (Some(status.as_u16()), Outcome::Success),
+        Ok((status, body)) => {
+            (Some(status.as_u16()), outcome::classify(status.as_u16(), body, state.now(), cfg.keys.cooldown_secs))
+        }
+        Err(e) => (None, Outcome::Transient(e.to_string())),
+    };
+    let ok = outcome == Outcome::Success;
+    let error = match (&answer, ok) {
+        (_, true) => None,
+        (Ok((status, body)), false) => Some(upstream_message(status.as_u16(), body)),
+        (Err(e), false) => Some(e.to_string()),
+    };
+    let model = call.model.as_deref().unwrap_or("*");
+    if ok {
+        let restored = {
+            let mut h = key.health();
+            let before = h.clone();
+            h.restore();
+            (*h != before).then(|| h.clone())
+        };
+        if let Some(h) = restored {
+            tracing::info!(key = %key.secret, "key verified: back in rotation");
+            state.logbook.health(key.id, h);
+        }
+    } else if !matches!(outcome, Outcome::Client) || key.health().state == KeyState::Active {
+        report(state, key, model, &outcome);
+    }
+    VerifyResult { id: key.id, key: shared::redact(key.secret.expose()), ok, status, latency_ms, error }
+}
+
+fn upstream_message(status: u16, body: &[u8]) -> String {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(String::from))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    shared::redact_keys_in(&format!("{status} {message}"))
+}
