@@ -110,6 +110,9 @@ impl Daemon {
             tracing::info!("serving API clients on http://{addr}");
         }
         tracing::info!("admin API on {}", self.state.admin_socket.display());
+        if let Some(addr) = listeners.metrics.as_ref().and_then(|m| m.local_addr().ok()) {
+            tracing::info!("serving metrics on http://{addr}/metrics");
+        }
         server::serve(self.state.clone(), listeners, shutdown).await;
         self.writer.close().await;
         let _ = std::fs::remove_file(&self.state.admin_socket);

@@ -3,5 +3,6 @@
 
 mod support;
 
+mod admin;
 mod native;
 mod process;

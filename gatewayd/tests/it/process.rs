@@ -244,3 +244,22 @@ async fn sigterm_drains_a_running_stream() {
         (Some(5), Some(4), None)
     );
 }
+
+#[tokio::test]
+async fn metrics_listen_serves_only_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = gatewayd(dir.path());
+    cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0").env("GATEWAY_SERVER__METRICS_LISTEN", "127.0.0.1:0");
+    let mut gw = Running::start(cmd);
+    let line = gw.wait_for("serving metrics on http://");
+    let url = line.rsplit("http://").next().unwrap().trim().to_string();
+    let client = crate::support::client();
+    let res = client.get(format!("http://{url}").parse().unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&text).contains("gateway_keys{state=\"active\"} 0"));
+    let other = url.replace("/metrics", "/v1/status");
+    assert_eq!(client.get(format!("http://{other}").parse().unwrap()).await.unwrap().status(), StatusCode::NOT_FOUND);
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(), 0);
+}

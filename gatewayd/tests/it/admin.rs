@@ -1,0 +1,55 @@
+//! The admin socket's `/metrics`, and the optional TCP metrics listener.
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::support::fake::{FakeGemini, Script};
+use crate::support::{GENERATE, Gateway, HELLO, key};
+
+async fn uds_get(socket: &std::path::Path, path: &str) -> (StatusCode, String) {
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::new(Full::new(Bytes::new()));
+    *req.uri_mut() = path.parse().unwrap();
+    req.headers_mut().insert("host", "gatewayd".parse().unwrap());
+    let res = sender.send_request(req).await.unwrap();
+    let status = res.status();
+    (status, String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn metrics_on_the_admin_socket() {
+    let fake = FakeGemini::new().key(&key(1), Script::InvalidKey).key(&key(2), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1), key(2)]).start().await;
+    assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
+    gw.logged_requests(1).await;
+    let (status, text) = uds_get(&gw.socket, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for needle in [
+        "gateway_requests_total{route=\"generateContent\",model=\"gemini-2.5-flash\",status=\"200\"} 1",
+        "gateway_upstream_attempts_total{key_id=\"1\",outcome=\"failed\"} 1",
+        "gateway_upstream_attempts_total{key_id=\"2\",outcome=\"ok\"} 1",
+        "gateway_request_duration_seconds_count{route=\"generateContent\"} 1",
+        "gateway_keys{state=\"invalid\"} 1",
+        "gateway_keys{state=\"active\"} 1",
+        "gateway_tokens_total{model=\"gemini-2.5-flash\",kind=\"prompt\"} 7",
+        "gateway_log_records_dropped_total 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
+    assert!(!text.contains(&key(1)), "no key in metrics");
+    let (status, _) = uds_get(&gw.socket, "/v1/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Admin routes are not reachable over TCP.
+    assert_eq!(gw.get("/v1/status").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        gw.request(http::Method::GET, "/metrics", &[("x-goog-api-key", crate::support::TOKEN)], Bytes::new())
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    gw.stop().await;
+}
