@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod base64;
 pub mod body;
 pub mod config;
 pub mod error;

@@ -194,7 +194,7 @@ fn build(settings: &ClientSettings) -> Result<HttpsClient, String> {
             _ => {
                 let mut tunnel = Tunnel::new(strip_userinfo(&uri)?, http);
                 if let Some(c) = credentials {
-                    let value = format!("Basic {}", base64(c.as_bytes()));
+                    let value = format!("Basic {}", crate::base64::encode(c.as_bytes()));
                     tunnel = tunnel.with_auth(value.parse().map_err(|_| "upstream.proxy: bad credentials")?);
                 }
                 Outbound::Tunnel(tunnel)
@@ -216,33 +216,9 @@ fn strip_userinfo(uri: &Uri) -> Result<Uri, String> {
     format!("{}://{host}", uri.scheme_str().unwrap_or("http")).parse().map_err(|e| format!("upstream.proxy: {e}"))
 }
 
-/// Standard base64 for a proxy's Basic credentials (too small a need for a crate).
-fn base64(input: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("user:pass", "dXNlcjpwYXNz")] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-    }
 
     #[test]
     fn proxies_build() {

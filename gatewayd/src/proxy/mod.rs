@@ -3,6 +3,7 @@
 //! frame; and the request-log record each client request leaves.
 
 pub mod gemini;
+pub mod openai;
 
 use std::pin::Pin;
 use std::sync::Arc;

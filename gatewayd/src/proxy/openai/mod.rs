@@ -1,0 +1,2 @@
+//! OpenAI-compatible routes.
+pub mod convert;
