@@ -100,6 +100,7 @@ impl Daemon {
             listen: OnceLock::new(),
             admin_socket,
             stopping: tokio::sync::watch::channel(false).0,
+            models_cache: std::sync::RwLock::new(None),
         });
         Ok(Daemon { state, writer, generated_token })
     }

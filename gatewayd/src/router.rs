@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
 use crate::error::{ApiError, Dialect};
-use crate::proxy::gemini;
+use crate::proxy::{gemini, openai};
 use crate::state::State;
 
 /// A route after aliases are resolved.
@@ -96,6 +96,12 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
             Route::SharedModels { rest } if dialect == Dialect::Gemini => {
                 let target = gemini::parse(rest).ok_or_else(|| not_found(&path))?;
                 gemini::handle(&state, "v1", target, &parts.method, &parts.headers, query, body).await
+            }
+            Route::SharedModels { rest } | Route::OpenAi { rest } => {
+                openai::handle(&state, rest, &parts.method, &parts.headers, body).await
+            }
+            Route::OpenAiPassthrough { rest } => {
+                Ok(openai::passthrough(&state, rest, &parts.method, &parts.headers, query, body).await)
             }
             _ => Err(not_found(&path)),
         }

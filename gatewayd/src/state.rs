@@ -48,6 +48,8 @@ pub struct State {
     pub admin_socket: PathBuf,
     /// Flips to true when shutdown begins, so endless streams (`logs -f`) end.
     pub stopping: watch::Sender<bool>,
+    /// The upstream model list, cached briefly for `GET /v1/models` (fetched at, list).
+    pub models_cache: std::sync::RwLock<Option<(std::time::Instant, serde_json::Value)>>,
 }
 
 impl State {

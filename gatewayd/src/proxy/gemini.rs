@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use super::{Call, Delivered, KeyPlacement, Relay, StreamEnd, dispatch, forwarded_headers};
+use super::{Call, Delivered, KeyPlacement, Passthrough, Relay, StreamEnd, dispatch, forwarded_headers};
 use crate::auth::strip_key_param;
 use crate::body::{Body, full};
 use crate::error::ApiError;
@@ -106,10 +106,10 @@ pub async fn handle(
             attempts.finish(state, &call, status, usage_of_body(&body), None);
             Ok(whole_response(status, &headers, body))
         }
-        Ok(Delivered::Stream { response, key, deadline }) => {
+        Ok(Delivered::Stream { response, first, key, deadline }) => {
             let (parts, incoming) = response.into_parts();
             let end = StreamEnd { state: state.clone(), call, key, attempts };
-            let mut res = Response::new(Relay::new(incoming, sse, deadline, end).boxed());
+            let mut res = Response::new(Relay::new(incoming, first, Passthrough::new(sse), deadline, end).boxed());
             *res.status_mut() = parts.status;
             copy_content_type(
                 &parts.headers,

@@ -5,6 +5,7 @@
 pub mod gemini;
 pub mod openai;
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::Full;
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, Incoming};
 use tokio::time::Instant;
 
 use crate::body::BoxError;
@@ -112,8 +113,18 @@ impl Attempts {
 
 /// A successful upstream answer.
 pub enum Delivered {
-    Whole { status: StatusCode, headers: HeaderMap, body: Bytes },
-    Stream { response: http::Response<Incoming>, key: Arc<KeyEntry>, deadline: Instant },
+    Whole {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    /// A stream whose first bytes already arrived (an empty stream was retried on another key).
+    Stream {
+        response: http::Response<Incoming>,
+        first: Bytes,
+        key: Arc<KeyEntry>,
+        deadline: Instant,
+    },
 }
 
 /// Runs the attempt loop: up to `keys.max_retries` further attempts, each on a different key,
@@ -153,9 +164,18 @@ async fn attempt_loop(state: &Arc<State>, call: &Call, attempts: &mut Attempts) 
         let verdict = match state.upstream.send(&cfg.upstream, request, deadline).await {
             Err(e) => Err(e),
             Ok(res) if res.status().is_success() && call.stream => {
-                // A stream's fate is known only at its end; the relay reports it then.
-                attempts.records.push(attempt_record(state, key.id, Some(res.status()), true, sent_at, None));
-                return Ok(Delivered::Stream { response: res, key, deadline });
+                // Wait for the first bytes: a stream that ends empty can still go to another key,
+                // since nothing reached the client yet. After that, the relay reports the outcome.
+                let (parts, mut body) = res.into_parts();
+                match first_bytes(&mut body, deadline).await {
+                    Ok(Some(first)) => {
+                        attempts.records.push(attempt_record(state, key.id, Some(parts.status), true, sent_at, None));
+                        let response = http::Response::from_parts(parts, body);
+                        return Ok(Delivered::Stream { response, first, key, deadline });
+                    }
+                    Ok(None) => Ok((parts.status, parts.headers, Bytes::new())),
+                    Err(e) => Err(e),
+                }
             }
             Ok(res) => {
                 let (parts, body) = res.into_parts();
@@ -168,7 +188,9 @@ async fn attempt_loop(state: &Arc<State>, call: &Call, attempts: &mut Attempts) 
         let (outcome, status, headers, body, transport) = match verdict {
             Err(e) => (Outcome::Transient(e.to_string()), None, HeaderMap::new(), Bytes::new(), Some(e)),
             Ok((status, headers, body)) => {
-                let outcome = if status.is_success() && !call.check_empty {
+                let outcome = if status.is_success() && call.stream {
+                    Outcome::Transient("upstream stream ended with no data".into())
+                } else if status.is_success() && !call.check_empty {
                     Outcome::Success
                 } else {
                     outcome::classify(status.as_u16(), &body, state.now(), cfg.keys.cooldown_secs)
@@ -198,10 +220,29 @@ async fn attempt_loop(state: &Arc<State>, call: &Call, attempts: &mut Attempts) 
                 log_failed_attempt(state, call, &key, status, &failure, &body, &cfg);
                 last_failure = Some(match (status, transport) {
                     (Some(s), _) if !s.is_success() => ApiError::Upstream { status: s, body: redact_body(&body, &key) },
-                    (Some(_), _) => ApiError::BadGateway("upstream answered 200 with no candidate content".into()),
+                    (Some(_), _) => ApiError::BadGateway("upstream answered 200 with no content".into()),
                     (None, Some(TransportError::Timeout)) => ApiError::Timeout(cfg.upstream.timeout_secs),
                     (None, _) => ApiError::BadGateway(failure_message(&failure)),
                 });
+            }
+        }
+    }
+}
+
+/// The first non-empty data frame of a stream, or `None` when it ends without one.
+async fn first_bytes(body: &mut Incoming, deadline: Instant) -> Result<Option<Bytes>, TransportError> {
+    use http_body_util::BodyExt;
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(TransportError::Timeout),
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(e))) => return Err(TransportError::Broken(e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data()
+                    && !data.is_empty()
+                {
+                    return Ok(Some(data));
+                }
             }
         }
     }
@@ -357,14 +398,10 @@ pub struct StreamEnd {
 
 impl StreamEnd {
     /// `Ok` when upstream finished the stream, `Err` with a reason otherwise.
-    pub fn complete(self, usage: Option<Usage>, events: u64, result: Result<(), String>) {
+    pub fn complete(self, usage: Option<Usage>, result: Result<(), String>) {
         let StreamEnd { state, call, key, attempts } = self;
         let model = call.pool_model().to_string();
         let (status, error) = match &result {
-            Ok(()) if events == 0 && call.check_empty => {
-                report(&state, &key, &model, &Outcome::Transient("empty stream".into()));
-                (StatusCode::OK, Some("upstream stream carried no event".to_string()))
-            }
             Ok(()) => {
                 report(&state, &key, &model, &Outcome::Success);
                 (StatusCode::OK, None)
@@ -381,19 +418,62 @@ impl StreamEnd {
 
 const CLIENT_GONE: &str = "client closed the stream";
 
-/// Relays an upstream stream frame by frame; watches it for usage on the way; reports its end.
-pub struct Relay {
-    inner: Incoming,
+/// How a relay turns upstream stream bytes into client frames.
+pub trait Transform: Send + Unpin + 'static {
+    /// Upstream bytes in; frames for the client out.
+    fn data(&mut self, bytes: Bytes, out: &mut VecDeque<Bytes>);
+    /// Upstream ended cleanly.
+    fn end(&mut self, out: &mut VecDeque<Bytes>);
+    /// Upstream failed after bytes went out: `Some(frame)` ends the stream with that frame (an
+    /// error event), `None` aborts the connection.
+    fn fail(&mut self, message: &str) -> Option<Bytes>;
+    fn usage(&self) -> Option<Usage>;
+}
+
+/// Native routes: bytes pass untouched; usage is read on the way.
+pub struct Passthrough {
     meter: StreamMeter,
+}
+
+impl Passthrough {
+    pub fn new(sse: bool) -> Self {
+        Passthrough { meter: StreamMeter::new(sse) }
+    }
+}
+
+impl Transform for Passthrough {
+    fn data(&mut self, bytes: Bytes, out: &mut VecDeque<Bytes>) {
+        self.meter.feed(&bytes);
+        out.push_back(bytes);
+    }
+    fn end(&mut self, _out: &mut VecDeque<Bytes>) {}
+    fn fail(&mut self, _message: &str) -> Option<Bytes> {
+        None
+    }
+    fn usage(&self) -> Option<Usage> {
+        self.meter.usage
+    }
+}
+
+/// Relays an upstream stream frame by frame through a `Transform`; reports its end.
+pub struct Relay<T: Transform> {
+    inner: Incoming,
+    first: Option<Bytes>,
+    transform: T,
+    out: VecDeque<Bytes>,
+    done: bool,
     deadline: Pin<Box<tokio::time::Sleep>>,
     end: Option<StreamEnd>,
 }
 
-impl Relay {
-    pub fn new(inner: Incoming, sse: bool, deadline: Instant, end: StreamEnd) -> Self {
+impl<T: Transform> Relay<T> {
+    pub fn new(inner: Incoming, first: Bytes, transform: T, deadline: Instant, end: StreamEnd) -> Self {
         Relay {
             inner,
-            meter: StreamMeter::new(sse),
+            first: Some(first),
+            transform,
+            out: VecDeque::new(),
+            done: false,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             end: Some(end),
         }
@@ -401,50 +481,60 @@ impl Relay {
 
     fn finish(&mut self, result: Result<(), String>) {
         if let Some(end) = self.end.take() {
-            end.complete(self.meter.usage, self.meter.events, result);
+            end.complete(self.transform.usage(), result);
+        }
+    }
+
+    /// Ends the stream after a failure: with the transform's error frame, or by aborting.
+    fn failed(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.finish(Err(message.clone()));
+        self.done = true;
+        match self.transform.fail(&message) {
+            Some(frame) => Poll::Ready(Some(Ok(Frame::data(frame)))),
+            None => Poll::Ready(Some(Err(message.into()))),
         }
     }
 }
 
-impl HttpBody for Relay {
+impl<T: Transform> HttpBody for Relay<T> {
     type Data = Bytes;
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            self.finish(Err(TransportError::Timeout.to_string()));
-            return Poll::Ready(Some(Err("upstream stream exceeded upstream.timeout_secs".into())));
-        }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => {
-                self.finish(Ok(()));
-                Poll::Ready(None)
+        let this = &mut *self;
+        loop {
+            if let Some(frame) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(frame))));
             }
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.meter.feed(data);
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(first) = this.first.take() {
+                this.transform.data(first, &mut this.out);
+                continue;
+            }
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                return this.failed("upstream stream exceeded upstream.timeout_secs".into());
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.transform.end(&mut this.out);
+                    this.finish(Ok(()));
+                    this.done = true;
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                let message = format!("upstream stream broke: {e}");
-                self.finish(Err(message.clone()));
-                Poll::Ready(Some(Err(message.into())))
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.transform.data(data, &mut this.out);
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return this.failed(format!("upstream stream broke: {e}")),
             }
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
-impl Drop for Relay {
+impl<T: Transform> Drop for Relay<T> {
     fn drop(&mut self) {
         self.finish(Err(CLIENT_GONE.to_string()));
     }

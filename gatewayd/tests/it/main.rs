@@ -5,4 +5,6 @@ mod support;
 
 mod admin;
 mod native;
+mod openai;
 mod process;
+mod sdk;

@@ -46,6 +46,8 @@ pub enum Script {
     /// SSE: `count` events of about `size` bytes each as fast as the reader takes them; `sent`
     /// counts the bytes handed to the connection.
     Firehose { size: usize, count: usize, sent: Arc<AtomicU64> },
+    /// SSE: sends `events`, then breaks the connection mid-stream.
+    SseBreak { events: Vec<Value> },
     /// Closes the connection without an answer.
     Drop,
 }
@@ -191,6 +193,26 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             .map(String::from)
     });
     let path = parts.uri.path().to_string();
+    if let Some(name) = path.strip_prefix("/images/") {
+        // A public image for image_url fetching (no key involved).
+        return Ok(match name {
+            "cat.png" => {
+                let mut r = Response::new(full(Bytes::from_static(PNG)));
+                r.headers_mut().insert("content-type", "image/png".parse().unwrap());
+                r
+            }
+            "moved.png" => {
+                let mut r = Response::new(full(Bytes::new()));
+                *r.status_mut() = StatusCode::FOUND;
+                r.headers_mut().insert(
+                    "location",
+                    format!("http://{}/images/cat.png", parts.headers["host"].to_str().unwrap()).parse().unwrap(),
+                );
+                r
+            }
+            _ => google_error(404, "NOT_FOUND", "no such image", json!([])),
+        });
+    }
     shared.recorded.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
         path: path.clone(),
@@ -268,7 +290,7 @@ fn run<'a>(
                         if i > 0 {
                             tokio::time::sleep(gap).await;
                         }
-                        if tx.send(sse_event(&e)).await.is_err() {
+                        if tx.send(Ok(sse_event(&e))).await.is_err() {
                             return;
                         }
                     }
@@ -278,10 +300,10 @@ fn run<'a>(
             Script::Gated { first, gate, rest } => {
                 let (tx, res) = stream_response();
                 tokio::spawn(async move {
-                    let _ = tx.send(sse_event(&first)).await;
+                    let _ = tx.send(Ok(sse_event(&first))).await;
                     gate.notified().await;
                     for e in rest {
-                        let _ = tx.send(sse_event(&e)).await;
+                        let _ = tx.send(Ok(sse_event(&e))).await;
                     }
                 });
                 res
@@ -295,11 +317,21 @@ fn run<'a>(
                             &json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}}]}),
                         );
                         let n = ev.len() as u64;
-                        if tx.send(ev).await.is_err() {
+                        if tx.send(Ok(ev)).await.is_err() {
                             return;
                         }
                         sent.fetch_add(n, Ordering::Relaxed);
                     }
+                });
+                res
+            }
+            Script::SseBreak { events } => {
+                let (tx, res) = stream_response();
+                tokio::spawn(async move {
+                    for e in events {
+                        let _ = tx.send(Ok(sse_event(&e))).await;
+                    }
+                    let _ = tx.send(Err(std::io::Error::other("fake breaks the stream"))).await;
                 });
                 res
             }
@@ -335,7 +367,56 @@ pub fn model_list() -> Value {
                       {"name": "models/text-embedding-004", "displayName": "Text Embedding 004", "supportedGenerationMethods": ["embedContent"]}]})
 }
 
+/// A 1×1 PNG.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89,
+];
+
+/// The answer a model would give this generateContent body: a tool call when tools are offered
+/// and no tool result came back yet, a final answer after one, JSON in JSON mode, text otherwise.
+pub fn model_answer(req: &Value) -> Value {
+    let contents = req["contents"].as_array().cloned().unwrap_or_default();
+    let has_result = contents
+        .iter()
+        .flat_map(|c| c["parts"].as_array().cloned().unwrap_or_default())
+        .any(|p| p.get("functionResponse").is_some());
+    let tool = req["tools"]
+        .as_array()
+        .and_then(|t| t.iter().find_map(|t| t["functionDeclarations"][0]["name"].as_str().map(String::from)));
+    let usage = json!({"promptTokenCount": 7, "candidatesTokenCount": 5, "totalTokenCount": 12});
+    let answer = |parts: Value| {
+        json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+                                        "usageMetadata": usage, "modelVersion": "gemini-2.5-flash", "responseId": "fake-1"})
+    };
+    if let (Some(name), false) = (tool, has_result) {
+        return answer(
+            json!([{"functionCall": {"name": name, "args": {"city": "Paris"}}, "thoughtSignature": "ZmFrZS1zaWduYXR1cmU="}]),
+        );
+    }
+    if has_result {
+        return answer(json!([{"text": "It is 21 degrees in Paris."}]));
+    }
+    if req.pointer("/generationConfig/responseMimeType") == Some(&json!("application/json")) {
+        return answer(json!([{"text": "{\"answer\": 42}"}]));
+    }
+    generate_answer()
+}
+
 fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
+    if path.starts_with("/v1beta/openai/") {
+        return openai_surface(path, body);
+    }
+    if path.contains("quota-exhausted") {
+        return google_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "quota",
+            json!([
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": "10"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}]),
+        );
+    }
     if path.ends_with("/models") {
         return json_response(200, &model_list());
     }
@@ -347,7 +428,10 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
     }
     let method = path.rsplit(':').next().unwrap_or("");
     match method {
-        "generateContent" => json_response(200, &generate_answer()),
+        "generateContent" => {
+            let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            json_response(200, &model_answer(&req))
+        }
         "streamGenerateContent" => {
             let events = [text_chunk("Hel"), text_chunk("lo "), final_chunk("there", 7, 3)];
             if sse {
@@ -371,6 +455,31 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
             json_response(200, &json!({"embeddings": embeddings}))
         }
         _ => google_error(404, "NOT_FOUND", &format!("method {method} not found"), json!([])),
+    }
+}
+
+/// Google's own OpenAI-compatible surface, as the passthrough reaches it.
+fn openai_surface(path: &str, body: &Bytes) -> Response<FakeBody> {
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match path {
+        "/v1beta/openai/chat/completions" if req["stream"] == json!(true) => {
+            let chunk = json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": req["model"],
+                               "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": null}]});
+            let mut r = Response::new(full(format!("data: {chunk}\n\ndata: [DONE]\n\n")));
+            r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+            r
+        }
+        "/v1beta/openai/chat/completions" => json_response(
+            200,
+            &json!({"id": "x", "object": "chat.completion", "created": 1, "model": req["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "from google's openai surface"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}),
+        ),
+        "/v1beta/openai/models" => json_response(
+            200,
+            &json!({"object": "list", "data": [{"id": "models/gemini-2.5-flash", "object": "model", "owned_by": "google"}]}),
+        ),
+        _ => json_response(404, &json!([{"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}])),
     }
 }
 
@@ -409,7 +518,7 @@ fn invalid_key() -> Response<FakeBody> {
 
 /// A streamed SSE response fed from a channel of capacity 1, so the producer only gets ahead of
 /// the connection by one event.
-fn stream_response() -> (mpsc::Sender<Bytes>, Response<FakeBody>) {
+fn stream_response() -> (mpsc::Sender<Result<Bytes, std::io::Error>>, Response<FakeBody>) {
     let (tx, rx) = mpsc::channel(1);
     let mut r = Response::new(ChannelBody { rx }.boxed());
     r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
@@ -417,7 +526,7 @@ fn stream_response() -> (mpsc::Sender<Bytes>, Response<FakeBody>) {
 }
 
 struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
 }
 
 impl Body for ChannelBody {
@@ -427,6 +536,6 @@ impl Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+        self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
     }
 }

@@ -1,0 +1,119 @@
+"""The official openai Python SDK against the gateway (FakeGemini upstream).
+
+Run by gatewayd's integration test `sdk::openai_python_sdk`, which sets GATEWAY_URL and GATEWAY_TOKEN.
+"""
+
+import json
+import os
+import unittest
+
+import openai
+
+URL = os.environ["GATEWAY_URL"]
+TOKEN = os.environ["GATEWAY_TOKEN"]
+client = openai.OpenAI(base_url=URL + "/v1", api_key=TOKEN, max_retries=0)
+MODEL = "gemini-2.5-flash"
+TOOLS = [{
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                       "additionalProperties": False},
+    },
+}]
+
+
+class Chat(unittest.TestCase):
+    def test_chat(self):
+        r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hello"}], temperature=0.1)
+        self.assertEqual(r.choices[0].message.content, "Hello from the fake.")
+        self.assertEqual(r.choices[0].finish_reason, "stop")
+        self.assertEqual(r.model, MODEL)
+        self.assertEqual((r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens), (7, 5, 12))
+
+    def test_stream_with_usage(self):
+        chunks = list(client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hello"}], stream=True,
+            stream_options={"include_usage": True}))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        self.assertEqual(text, "Hello there")
+        self.assertEqual(chunks[0].choices[0].delta.role, "assistant")
+        self.assertIn("stop", [c.choices[0].finish_reason for c in chunks if c.choices])
+        self.assertEqual(chunks[-1].usage.prompt_tokens, 7)
+
+    def test_tools_round_trip(self):
+        messages = [{"role": "user", "content": "Weather in Paris?"}]
+        r = client.chat.completions.create(model="gemini-3-pro", messages=messages, tools=TOOLS, tool_choice="auto")
+        message = r.choices[0].message
+        self.assertEqual(r.choices[0].finish_reason, "tool_calls")
+        call = message.tool_calls[0]
+        self.assertEqual(call.function.name, "get_weather")
+        self.assertEqual(json.loads(call.function.arguments), {"city": "Paris"})
+        # The SDK's own message object goes back as the assistant turn, as agents do.
+        messages.append(message)
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temp_c": 21})})
+        r = client.chat.completions.create(model="gemini-3-pro", messages=messages, tools=TOOLS)
+        self.assertEqual(r.choices[0].message.content, "It is 21 degrees in Paris.")
+        self.assertEqual(r.choices[0].finish_reason, "stop")
+
+    def test_forced_tool_choice(self):
+        r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], tools=TOOLS,
+                                           tool_choice={"type": "function", "function": {"name": "get_weather"}})
+        self.assertEqual(r.choices[0].message.tool_calls[0].function.name, "get_weather")
+
+    def test_json_mode(self):
+        r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Answer?"}],
+                                           response_format={"type": "json_object"})
+        self.assertEqual(json.loads(r.choices[0].message.content), {"answer": 42})
+        schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
+        r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Answer?"}],
+                                           response_format={"type": "json_schema",
+                                                            "json_schema": {"name": "a", "schema": schema}})
+        self.assertEqual(json.loads(r.choices[0].message.content)["answer"], 42)
+
+
+class Embeddings(unittest.TestCase):
+    def test_embeddings_default_base64(self):
+        r = client.embeddings.create(model="text-embedding-004", input=["a", "b"])
+        self.assertEqual(len(r.data), 2)
+        self.assertEqual(list(r.data[1].embedding), [1.0, 0.5, 0.25])
+        self.assertEqual(r.usage.prompt_tokens, 2)
+
+    def test_embeddings_float(self):
+        r = client.embeddings.create(model="text-embedding-004", input="a", encoding_format="float", dimensions=3)
+        self.assertEqual(r.data[0].embedding, [0.0, 0.5, 0.25])
+
+
+class Models(unittest.TestCase):
+    def test_list_and_retrieve(self):
+        ids = [m.id for m in client.models.list()]
+        self.assertIn("gemini-2.5-flash", ids)
+        self.assertIn("gemini-2.5-flash-search", ids)
+        self.assertNotIn("gemini-2.5-flash-lite", ids)
+        self.assertEqual(client.models.retrieve("gemini-2.5-pro").id, "gemini-2.5-pro")
+
+
+class Errors(unittest.TestCase):
+    def test_authentication_error(self):
+        bad = openai.OpenAI(base_url=URL + "/v1", api_key="wrong-token", max_retries=0)
+        with self.assertRaises(openai.AuthenticationError):
+            bad.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+
+    def test_not_found_error(self):
+        with self.assertRaises(openai.NotFoundError):
+            client.chat.completions.create(model="gemini-2.5-flash-lite", messages=[{"role": "user", "content": "x"}])
+
+    def test_bad_request_error_names_the_field(self):
+        with self.assertRaises(openai.BadRequestError) as ctx:
+            client.chat.completions.create(model=MODEL, messages=[])
+        self.assertIn("messages", str(ctx.exception))
+
+    def test_rate_limit_error(self):
+        with self.assertRaises(openai.RateLimitError) as ctx:
+            client.chat.completions.create(model="quota-exhausted", messages=[{"role": "user", "content": "x"}])
+        self.assertIsNotNone(ctx.exception.response.headers.get("retry-after"))
+
+
+if __name__ == "__main__":
+    unittest.main()
