@@ -430,6 +430,7 @@ async fn apply_runtime(
     .await?;
     *state.runtime.lock().unwrap_or_else(|e| e.into_inner()) = next;
     state.config.store(config);
+    state.settings_changed.notify_waiters();
     tracing::info!("setting {name} changed at runtime");
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod base64;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod keypool;
 pub mod logbook;
 pub mod outcome;
@@ -101,6 +102,8 @@ impl Daemon {
             admin_socket,
             stopping: tokio::sync::watch::channel(false).0,
             models_cache: std::sync::RwLock::new(None),
+            throttle: Default::default(),
+            settings_changed: tokio::sync::Notify::new(),
         });
         Ok(Daemon { state, writer, generated_token })
     }
@@ -115,7 +118,11 @@ impl Daemon {
         if let Some(addr) = listeners.metrics.as_ref().and_then(|m| m.local_addr().ok()) {
             tracing::info!("serving metrics on http://{addr}/metrics");
         }
+        let jobs = jobs::spawn(&self.state);
         server::serve(self.state.clone(), listeners, shutdown).await;
+        for job in jobs {
+            let _ = job.await;
+        }
         self.writer.close().await;
         let _ = std::fs::remove_file(&self.state.admin_socket);
         tracing::info!("stopped");

@@ -41,6 +41,8 @@ pub struct Cooldown {
     pub reason: CoolReason,
     /// The body named a quota (QuotaFailure or RetryInfo); a bare 429 did not.
     pub quota_detail: bool,
+    /// `quotaValue` 0: this key's tier has no quota for the model at all.
+    pub zero_quota: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,7 +188,7 @@ fn cooldown_from_429(error: Option<&Value>, now: DateTime<Utc>, default_secs: u6
     } else {
         now + Duration::seconds(default_secs as i64)
     };
-    Cooldown { until, reason, quota_detail }
+    Cooldown { until, reason, quota_detail, zero_quota }
 }
 
 /// `"37s"`, `"0.5s"`, `"1.25s"` → a duration (Google's protobuf Duration JSON form).
@@ -299,7 +301,7 @@ mod tests {
         let c = cool(&quota_429("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "250", Some("20s")));
         assert_eq!((c.until, c.reason), (at("2026-03-11T07:00:00Z"), CoolReason::Rpd));
         let c = cool(&quota_429("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "0", Some("20s")));
-        assert_eq!(c.until, now + Duration::hours(24));
+        assert_eq!((c.until, c.zero_quota), (now + Duration::hours(24), true));
         let c = cool(br#"{"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED"}}"#);
         assert_eq!((c.until, c.reason, c.quota_detail), (now + Duration::seconds(60), CoolReason::Unknown, false));
         let c = cool(b"not json");

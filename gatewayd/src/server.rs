@@ -92,7 +92,8 @@ pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: impl Futur
             },
         }
     }
-    let _ = state.stopping.send(true);
+    // send_replace stores the value even when no receiver exists yet (a job not yet polled).
+    state.stopping.send_replace(true);
     let grace = Duration::from_secs(state.config.load().server.shutdown_grace_secs);
     tracing::info!("shutting down: draining in-flight requests for up to {grace:?}");
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {

@@ -48,6 +48,10 @@ pub struct State {
     pub admin_socket: PathBuf,
     /// Flips to true when shutdown begins, so endless streams (`logs -f`) end.
     pub stopping: watch::Sender<bool>,
+    /// Gateway-wide backoff when Google throttles the egress IP.
+    pub throttle: crate::keypool::Throttle,
+    /// Signalled when a runtime setting changes, so scheduled jobs pick up new schedules.
+    pub settings_changed: tokio::sync::Notify,
     /// The upstream model list, cached briefly for `GET /v1/models` (fetched at, list).
     pub models_cache: std::sync::RwLock<Option<(std::time::Instant, serde_json::Value)>>,
 }

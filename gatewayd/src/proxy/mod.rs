@@ -140,19 +140,30 @@ async fn attempt_loop(state: &Arc<State>, call: &Call, attempts: &mut Attempts) 
     let max_attempts = cfg.keys.max_retries as usize + 1;
     let wait_until = state.now() + chrono::Duration::seconds(cfg.keys.wait_secs as i64);
     let model = call.pool_model();
+    // Keys this request may not use again, and those of them only rate-limited: once a wait for
+    // a cooldown is over, those are worth another try.
     let mut tried: Vec<i64> = Vec::new();
+    let mut rate_limited: Vec<i64> = Vec::new();
     let mut last_failure: Option<ApiError> = None;
     loop {
-        if tried.len() >= max_attempts {
+        if attempts.records.len() >= max_attempts {
             return Err(last_failure.expect("an attempt was made"));
         }
         let now = state.now();
+        if let Some(until) = state.throttle.backoff_until(model, now) {
+            if until <= wait_until {
+                tokio::time::sleep((until - now).to_std().unwrap_or_default()).await;
+                continue;
+            }
+            return Err(throttled_error(model, until, now));
+        }
         let key = match state.pool.pick(model, now, &tried) {
             Ok(key) => key,
             Err(NoKey::AllCooling { reopens }) if reopens <= wait_until => {
                 // Hold the request for the first key to reopen (keys.wait_secs).
                 let wait = (reopens - now).to_std().unwrap_or_default();
                 tokio::time::sleep(wait).await;
+                tried.retain(|id| !rate_limited.contains(id));
                 continue;
             }
             Err(no_key) => return Err(no_key_error(no_key, model, now, last_failure)),
@@ -198,8 +209,18 @@ async fn attempt_loop(state: &Arc<State>, call: &Call, attempts: &mut Attempts) 
                 (outcome, Some(status), headers, body, None)
             }
         };
-        report(state, &key, model, &outcome);
+        if matches!(outcome, Outcome::RateLimited(_)) {
+            rate_limited.push(key.id);
+        }
+        let throttled = match &outcome {
+            Outcome::RateLimited(c) if !c.quota_detail => egress_throttled(state, &key, model, &cfg),
+            _ => false,
+        };
+        if !throttled {
+            report(state, &key, model, &outcome);
+        }
         let word = match (&outcome, status, &transport) {
+            _ if throttled => Some("throttled".to_string()),
             (_, _, Some(e)) => Some(e.word().to_string()),
             (Outcome::Transient(_), Some(s), _) if s.is_success() => Some("empty".to_string()),
             _ => outcome.trail_word().map(String::from),
@@ -245,6 +266,54 @@ async fn first_bytes(body: &mut Incoming, deadline: Instant) -> Result<Option<By
                 }
             }
         }
+    }
+}
+
+/// A bare 429 may be Google throttling the gateway's IP rather than this key: ask the throttle
+/// tracker. On a gateway-wide backoff the bare-429 cooldowns of the keys involved are lifted.
+fn egress_throttled(state: &State, key: &KeyEntry, model: &str, cfg: &crate::config::Config) -> bool {
+    let now = state.now();
+    let keys = state.pool.snapshot();
+    let active = keys.iter().filter(|k| k.health().state == crate::keypool::KeyState::Active).count();
+    let backoff = chrono::Duration::seconds(cfg.keys.cooldown_secs as i64);
+    match state.throttle.observe(model, key.id, now, active, backoff) {
+        crate::keypool::ThrottleVerdict::KeyCooldown => false,
+        crate::keypool::ThrottleVerdict::Backoff { until, release } => {
+            tracing::warn!(
+                model,
+                keys = release.len(),
+                active,
+                "egress throttling suspected: most active keys answered 429 without quota detail within {} s; \
+                 backing off the whole gateway for this model until {} instead of cooling each key",
+                crate::keypool::THROTTLE_WINDOW.num_seconds(),
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            for k in keys.iter().filter(|k| release.contains(&k.id)) {
+                let lifted = {
+                    let mut h = k.health();
+                    let bare = h.cooldowns.get(model).is_some_and(|c| c.reason == crate::outcome::CoolReason::Unknown);
+                    if bare {
+                        h.cooldowns.remove(model);
+                    }
+                    bare.then(|| h.clone())
+                };
+                if let Some(h) = lifted {
+                    state.logbook.health(k.id, h);
+                }
+            }
+            true
+        }
+    }
+}
+
+fn throttled_error(model: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> ApiError {
+    let secs = ((until - now).num_milliseconds().max(0) as u64).div_ceil(1000).max(1);
+    ApiError::NoKey {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!(
+            "upstream is throttling this gateway for model {model} (most keys answered 429 at once); retry in {secs} s"
+        ),
+        retry_after_secs: Some(secs),
     }
 }
 
@@ -308,6 +377,11 @@ pub fn report(state: &State, key: &KeyEntry, model: &str, outcome: &Outcome) {
         let mut h = key.health();
         h.apply(outcome, model, state.now(), max_failures).then(|| h.clone())
     };
+    if let Outcome::RateLimited(c) = outcome
+        && c.zero_quota
+    {
+        tracing::warn!(key = %key.secret, model, "quotaValue 0: this key has no quota for the model; resting it for a day");
+    }
     if let Some(h) = changed {
         if h.state != crate::keypool::KeyState::Active || !h.cooldowns.is_empty() {
             tracing::info!(key = %key.secret, state = h.display_state(state.now()), last_error = ?h.last_error, "key health changed");

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod health;
 mod native;
 mod openai;
 mod process;
