@@ -135,6 +135,11 @@ impl Logbook {
         self.follow.subscribe()
     }
 
+    /// How many `logs -f` followers are connected.
+    pub fn followers(&self) -> usize {
+        self.follow.receiver_count()
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

@@ -93,6 +93,13 @@ fn check_config(layers: &Layers) -> ExitCode {
 }
 
 async fn serve(layers: Layers) -> ExitCode {
+    let shutdown = match shutdown_signal() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gatewayd: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let daemon = match Daemon::boot(layers, Arc::new(Clock::default())).await {
         Ok(d) => d,
         Err(e) => {
@@ -112,7 +119,7 @@ async fn serve(layers: Layers) -> ExitCode {
         // Shown once, by design: it is stored in the database as the runtime setting auth.tokens.
         eprintln!("gatewayd: no client token was configured; generated one (shown only now):\n\n    {token}\n");
     }
-    daemon.run(listeners, shutdown_signal()).await;
+    daemon.run(listeners, shutdown).await;
     ExitCode::SUCCESS
 }
 
@@ -133,12 +140,16 @@ async fn bind(config: &gatewayd::config::Config) -> Result<Listeners, BootError>
     Ok(Listeners { api, admin, metrics })
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers now (not when first polled), so a signal that arrives
+/// right after start is a clean shutdown rather than the default kill.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }

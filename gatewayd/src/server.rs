@@ -7,12 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, UnixListener};
 
+use crate::body::Body;
 use crate::state::State;
 
 pub struct Listeners {
@@ -56,42 +59,25 @@ pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: impl Futur
             accepted = listeners.api.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    let st = state.clone();
-                    let svc = service_fn(move |req| {
-                        let st = st.clone();
-                        async move { Ok::<_, Infallible>(crate::router::handle(st, req).await) }
-                    });
-                    let conn = api_builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    tokio::spawn(graceful.watch(conn));
+                    watch(&graceful, &api_builder, stream, &state, crate::router::handle);
                 }
                 Err(e) => accept_failed("api", e).await,
             },
             accepted = listeners.admin.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let st = state.clone();
-                    let svc = service_fn(move |req| {
-                        let st = st.clone();
-                        async move { Ok::<_, Infallible>(crate::admin::handle(st, req).await) }
-                    });
-                    let conn = admin_builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    tokio::spawn(graceful.watch(conn));
-                }
+                Ok((stream, _)) => watch(&graceful, &admin_builder, stream, &state, crate::admin::handle),
                 Err(e) => accept_failed("admin", e).await,
             },
             accepted = async { metrics.as_ref().expect("guarded").accept().await }, if metrics.is_some() => match accepted {
-                Ok((stream, _)) => {
-                    let st = state.clone();
-                    let svc = service_fn(move |req| {
-                        let st = st.clone();
-                        async move { Ok::<_, Infallible>(crate::admin::metrics_only(st, req).await) }
-                    });
-                    let conn = admin_builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                    tokio::spawn(graceful.watch(conn));
-                }
+                Ok((stream, _)) => watch(&graceful, &admin_builder, stream, &state, crate::admin::metrics_only),
                 Err(e) => accept_failed("metrics", e).await,
             },
         }
     }
+    // Stop accepting now: closed listeners refuse new clients instead of leaving them queued in
+    // the kernel's backlog for the whole drain.
+    drop(listeners.api);
+    drop(listeners.admin);
+    drop(metrics);
     // send_replace stores the value even when no receiver exists yet (a job not yet polled).
     state.stopping.send_replace(true);
     let grace = Duration::from_secs(state.config.load().server.shutdown_grace_secs);
@@ -99,6 +85,27 @@ pub async fn serve(state: Arc<State>, listeners: Listeners, shutdown: impl Futur
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown grace period ended with requests still in flight");
     }
+}
+
+/// Serves one connection with `handler`, watched by the graceful drain.
+fn watch<I, F, Fut>(
+    graceful: &GracefulShutdown,
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    state: &Arc<State>,
+    handler: F,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Arc<State>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let state = state.clone();
+    let svc = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handler(state, req).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
+    tokio::spawn(graceful.watch(conn));
 }
 
 /// Accept errors (such as running out of file descriptors) are transient: wait a little instead of

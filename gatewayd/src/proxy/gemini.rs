@@ -97,10 +97,7 @@ pub async fn handle(
     };
     let (result, attempts) = dispatch(state, &call).await;
     match result {
-        Err(e) => {
-            attempts.finish(state, &call, e.status(), None, Some(e.message()));
-            Err(e)
-        }
+        Err(e) => Err(attempts.failed(state, &call, e)),
         Ok(Delivered::Whole { status, headers, body }) => {
             let body = if target == Target::List { filter_hidden(state, body) } else { body };
             attempts.finish(state, &call, status, usage_of_body(&body), None);

@@ -90,6 +90,12 @@ impl Attempts {
         Attempts { ts: state.now(), started: Instant::now(), records: Vec::new() }
     }
 
+    /// Logs a request that ended in `error`, and hands the error back for the client.
+    pub fn failed(self, state: &State, call: &Call, error: ApiError) -> ApiError {
+        self.finish(state, call, error.status(), None, Some(error.message()));
+        error
+    }
+
     /// Writes the request-log record for this request.
     pub fn finish(self, state: &State, call: &Call, status: StatusCode, usage: Option<Usage>, error: Option<String>) {
         let attempt_count = self.records.len() as u32;

@@ -228,8 +228,13 @@ async fn sigterm_drains_a_running_stream() {
     assert!(String::from_utf8_lossy(&first).contains("one"));
     gw.signal("TERM");
     gw.wait_for("SIGTERM received");
-    // New connections are refused while the stream finishes.
-    let refused = crate::support::client().get(format!("http://{addr}/health").parse().unwrap()).await;
+    // New connections are refused at once while the stream finishes.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::support::client().get(format!("http://{addr}/health").parse().unwrap()),
+    )
+    .await
+    .expect("refused promptly, not queued until the drain ends");
     assert!(refused.is_err(), "stopped accepting");
     let rest = body.collect().await.expect("the stream completes").to_bytes();
     let rest = String::from_utf8_lossy(&rest);

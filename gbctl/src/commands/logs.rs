@@ -66,12 +66,14 @@ fn error_cells(e: &ErrorLogView) -> Vec<String> {
 }
 
 async fn follow(ctx: &Ctx, path: &str, errors: bool) -> Outcome {
+    // Ctrl-C ends following cleanly: the handler is in place before the stream starts.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| ClientError::Protocol(format!("installing a SIGINT handler: {e}")))?;
     let mut body = ctx.client.stream(path).await?;
     let mut pending: Vec<u8> = Vec::new();
     loop {
         let frame = tokio::select! {
-            // Ctrl-C ends following cleanly.
-            _ = tokio::signal::ctrl_c() => return Ok(0),
+            _ = interrupt.recv() => return Ok(0),
             f = body.frame() => f,
         };
         let Some(frame) = frame else { return Ok(0) }; // the daemon stopped

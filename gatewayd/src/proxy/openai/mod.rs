@@ -105,10 +105,7 @@ async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Re
     };
     let (result, attempts) = dispatch(state, &call).await;
     match result {
-        Err(e) => {
-            attempts.finish(state, &call, e.status(), None, Some(e.message()));
-            Err(e)
-        }
+        Err(e) => Err(attempts.failed(state, &call, e)),
         Ok(Delivered::Whole { body, .. }) => {
             let gemini: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             attempts.finish(state, &call, StatusCode::OK, usage_of(&gemini), None);
@@ -214,10 +211,7 @@ async fn embeddings(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Res
     };
     let (result, attempts) = dispatch(state, &call).await;
     match result {
-        Err(e) => {
-            attempts.finish(state, &call, e.status(), None, Some(e.message()));
-            Err(e)
-        }
+        Err(e) => Err(attempts.failed(state, &call, e)),
         Ok(Delivered::Whole { body, .. }) => {
             let gemini: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let usage = Usage { prompt: convert::estimate_tokens(&emb.inputs), completion: 0 };
@@ -260,10 +254,7 @@ async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
                 body
             }
             Ok(Delivered::Stream { .. }) => return Err(ApiError::BadGateway("unexpected stream".into())),
-            Err(e) => {
-                attempts.finish(state, &call, e.status(), None, Some(e.message()));
-                return Err(e);
-            }
+            Err(e) => return Err(attempts.failed(state, &call, e)),
         };
         let page: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         models.extend(page.get("models").and_then(Value::as_array).cloned().unwrap_or_default());
@@ -365,19 +356,16 @@ pub async fn passthrough(
             }
             res
         }
-        Err(e) => {
-            attempts.finish(state, &call, e.status(), None, Some(e.message()));
-            match e {
-                // Google's own OpenAI surface already speaks OpenAI's error format.
-                ApiError::Upstream { status, body } => {
-                    let mut res = Response::new(full(body));
-                    *res.status_mut() = status;
-                    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                    res
-                }
-                other => other.into_response(crate::error::Dialect::OpenAi),
+        Err(e) => match attempts.failed(state, &call, e) {
+            // Google's own OpenAI surface already speaks OpenAI's error format.
+            ApiError::Upstream { status, body } => {
+                let mut res = Response::new(full(body));
+                *res.status_mut() = status;
+                res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                res
             }
-        }
+            other => other.into_response(crate::error::Dialect::OpenAi),
+        },
     }
 }
 
