@@ -7,5 +7,6 @@ mod admin;
 mod health;
 mod native;
 mod openai;
+mod outbound;
 mod process;
 mod sdk;
