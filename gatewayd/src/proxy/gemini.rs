@@ -69,7 +69,11 @@ pub async fn handle(
     };
     let (route, model, path, stream, check_empty) = match &target {
         Target::List => ("models.list".to_string(), None, format!("/{version}/models"), false, false),
-        Target::Get(m) => ("models.get".to_string(), Some(m.clone()), format!("/{version}/models/{m}"), false, false),
+        Target::Get(m) => {
+            let cfg = state.config.load();
+            let upstream = super::search_base(m, &cfg.models.search_models).unwrap_or(m);
+            ("models.get".to_string(), Some(m.clone()), format!("/{version}/models/{upstream}"), false, false)
+        }
         Target::Method { model, method } => (
             method.clone(),
             Some(model.clone()),
@@ -84,6 +88,12 @@ pub async fn handle(
         return Err(ApiError::NotFound(format!("models/{m} is not found")));
     }
     let sse = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+    let (path, model, body) = match &target {
+        Target::Method { method, .. } if method == "generateContent" || method == "streamGenerateContent" => {
+            rewrite_generation(state, path, model, body)
+        }
+        _ => (path, model, body),
+    };
     let call = Call {
         route,
         model,
@@ -99,7 +109,11 @@ pub async fn handle(
     match result {
         Err(e) => Err(attempts.failed(state, &call, e)),
         Ok(Delivered::Whole { status, headers, body }) => {
-            let body = if target == Target::List { filter_hidden(state, body) } else { body };
+            let body = match &target {
+                Target::List => shape_model_list(state, body),
+                Target::Get(m) => name_search_variant(state, m, body),
+                Target::Method { .. } => body,
+            };
             attempts.finish(state, &call, status, usage_of_body(&body), None);
             Ok(whole_response(status, &headers, body))
         }
@@ -119,6 +133,34 @@ pub async fn handle(
     }
 }
 
+/// The operator's options for generation on native routes, which otherwise pass the body through
+/// byte for byte: `NAME-search` models (base model + googleSearch tool) and a
+/// `models.safety_settings` threshold for the categories the client left unset.
+fn rewrite_generation(
+    state: &State,
+    path: String,
+    model: Option<String>,
+    body: Bytes,
+) -> (String, Option<String>, Bytes) {
+    let cfg = state.config.load();
+    let base = model.as_deref().and_then(|m| super::search_base(m, &cfg.models.search_models)).map(String::from);
+    let safety = cfg.models.safety_settings.as_str();
+    if base.is_none() && safety == "passthrough" {
+        return (path, model, body);
+    }
+    // A body that is not JSON goes up untouched; Google answers it with its own 400.
+    let Ok(mut json) = serde_json::from_slice::<Value>(&body) else { return (path, model, body) };
+    super::merge_safety(&mut json, safety);
+    let (path, model) = match (base, model) {
+        (Some(base), Some(m)) => {
+            super::add_search_tool(&mut json);
+            (path.replacen(&format!("/models/{m}:"), &format!("/models/{base}:"), 1), Some(base))
+        }
+        (_, model) => (path, model),
+    };
+    (path, model, Bytes::from(serde_json::to_vec(&json).unwrap_or_default()))
+}
+
 pub fn whole_response(status: StatusCode, upstream: &HeaderMap, body: Bytes) -> Response<Body> {
     let mut res = Response::new(full(body));
     *res.status_mut() = status;
@@ -131,17 +173,48 @@ fn copy_content_type(from: &HeaderMap, to: &mut HeaderMap, default: &'static str
     to.insert(header::CONTENT_TYPE, value);
 }
 
-/// Removes `models.hidden` from an upstream model list; the bytes are untouched when nothing hides.
-fn filter_hidden(state: &State, body: Bytes) -> Bytes {
-    let hidden = &state.config.load().models.hidden;
-    if hidden.is_empty() {
+/// An upstream model list with `models.hidden` removed and `NAME-search` variants of
+/// `models.search_models` added; the bytes are untouched when there is nothing to do.
+fn shape_model_list(state: &State, body: Bytes) -> Bytes {
+    let cfg = state.config.load();
+    if cfg.models.hidden.is_empty() && cfg.models.search_models.is_empty() {
         return body;
     }
     let Ok(mut v) = serde_json::from_slice::<Value>(&body) else { return body };
     if let Some(models) = v.get_mut("models").and_then(Value::as_array_mut) {
+        let mut variants = Vec::new();
+        for m in models.iter() {
+            let Some(name) = m.get("name").and_then(Value::as_str) else { continue };
+            let base = name.strip_prefix("models/").unwrap_or(name);
+            let variant = format!("{base}-search");
+            if super::search_base(&variant, &cfg.models.search_models).is_some() && !is_hidden(state, &variant) {
+                variants.push(search_variant(m, &variant));
+            }
+        }
         models.retain(|m| !m.get("name").and_then(Value::as_str).is_some_and(|n| is_hidden(state, n)));
+        models.extend(variants);
     }
     serde_json::to_vec(&v).map(Bytes::from).unwrap_or(body)
+}
+
+fn search_variant(base: &Value, variant: &str) -> Value {
+    let mut m = base.clone();
+    m["name"] = Value::String(format!("models/{variant}"));
+    if let Some(d) = base.get("displayName").and_then(Value::as_str) {
+        m["displayName"] = Value::String(format!("{d} (with Google Search)"));
+    }
+    m
+}
+
+/// `GET models/NAME-search` answers with the base model, renamed.
+fn name_search_variant(state: &State, requested: &str, body: Bytes) -> Bytes {
+    if super::search_base(requested, &state.config.load().models.search_models).is_none() {
+        return body;
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => serde_json::to_vec(&search_variant(&v, requested)).map(Bytes::from).unwrap_or(body),
+        Err(_) => body,
+    }
 }
 
 #[cfg(test)]

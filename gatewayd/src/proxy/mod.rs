@@ -68,6 +68,47 @@ impl Call {
     }
 }
 
+/// The harm categories `models.safety_settings` covers.
+pub const SAFETY_CATEGORIES: &[&str] = &[
+    "HARM_CATEGORY_HARASSMENT",
+    "HARM_CATEGORY_HATE_SPEECH",
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+    "HARM_CATEGORY_DANGEROUS_CONTENT",
+    "HARM_CATEGORY_CIVIC_INTEGRITY",
+];
+
+/// Applies `models.safety_settings` to a generateContent body: the threshold for every category
+/// the client did not set itself. `passthrough` leaves the body alone.
+pub fn merge_safety(body: &mut serde_json::Value, threshold: &str) {
+    if threshold == "passthrough" || threshold.is_empty() {
+        return;
+    }
+    let Some(obj) = body.as_object_mut() else { return };
+    let settings = obj.entry("safetySettings").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    let Some(list) = settings.as_array_mut() else { return };
+    for category in SAFETY_CATEGORIES {
+        if !list.iter().any(|s| s.get("category").and_then(|c| c.as_str()) == Some(category)) {
+            list.push(serde_json::json!({"category": category, "threshold": threshold}));
+        }
+    }
+}
+
+/// `NAME-search` for a model in `models.search_models`: the base model, with the googleSearch tool.
+pub fn search_base<'a>(model: &'a str, search_models: &[String]) -> Option<&'a str> {
+    let base = model.strip_suffix("-search")?;
+    search_models.iter().any(|s| s.strip_prefix("models/").unwrap_or(s) == base).then_some(base)
+}
+
+pub fn add_search_tool(body: &mut serde_json::Value) {
+    let Some(obj) = body.as_object_mut() else { return };
+    let tools = obj.entry("tools").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let Some(list) = tools.as_array_mut()
+        && !list.iter().any(|t| t.get("googleSearch").is_some())
+    {
+        list.push(serde_json::json!({"googleSearch": {}}));
+    }
+}
+
 pub fn forwarded_headers(from: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for name in FORWARDED_HEADERS {

@@ -308,7 +308,10 @@ async fn aliases_and_api_versions() {
         assert!(r.json()["models"].is_array(), "{}", r.text());
     }
     assert_eq!(gw.get("/v1/models/gemini-2.5-flash").await.json()["name"], "models/gemini-2.5-flash");
-    assert_eq!(gw.get("/gemini/v1beta/models").await.json()["models"].as_array().unwrap().len(), 4);
+    let list = gw.get("/gemini/v1beta/models").await.json();
+    let names: Vec<&str> = list["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(names.contains(&"models/gemini-2.5-flash-search") && names.contains(&"models/gemini-2.5-pro-search"));
     gw.stop().await;
 }
 
@@ -460,5 +463,37 @@ async fn a_cooled_key_returns_after_its_retry_delay() {
         assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
     }
     assert_eq!(fake.hits(&key(1)), 4, "back in rotation after the delay");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn operator_generation_options_apply_on_native_routes() {
+    let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url())
+        .keys(&[key(1)])
+        .set("models.safety_settings", "\"BLOCK_NONE\"")
+        .start()
+        .await;
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                      "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_LOW_AND_ABOVE"}]});
+    assert_eq!(gw.post(GENERATE, body.to_string()).await.status, StatusCode::OK);
+    let sent: serde_json::Value = serde_json::from_slice(&fake.requests()[0].body).unwrap();
+    let settings = sent["safetySettings"].as_array().unwrap();
+    assert_eq!(settings.len(), 5);
+    assert_eq!(settings[0]["threshold"], "BLOCK_LOW_AND_ABOVE", "the client's own setting wins");
+    assert!(settings[1..].iter().all(|s| s["threshold"] == "BLOCK_NONE"));
+    // NAME-search: the base model, with the googleSearch tool added.
+    fake.clear();
+    let r = gw.post("/v1beta/models/gemini-2.5-flash-search:streamGenerateContent?alt=sse", HELLO).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = &fake.requests()[0];
+    assert_eq!(seen.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+    let sent: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(sent["tools"], json!([{"googleSearch": {}}]));
+    assert_eq!(gw.get("/v1beta/models/gemini-2.5-pro-search").await.json()["name"], "models/gemini-2.5-pro-search");
+    // A model not in models.search_models keeps its name.
+    fake.clear();
+    gw.post("/v1beta/models/other-search:generateContent", HELLO).await;
+    assert_eq!(fake.requests()[0].path, "/v1beta/models/other-search:generateContent");
     gw.stop().await;
 }

@@ -42,14 +42,6 @@ pub struct ChatRequest {
     pub body: Value,
 }
 
-const SAFETY_CATEGORIES: &[&str] = &[
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
-    "HARM_CATEGORY_CIVIC_INTEGRITY",
-];
-
 /// Separates a tool-call id from the Gemini thought signature carried inside it, so a client that
 /// sends the id back (as every OpenAI client does) also sends the signature back, with no state
 /// kept in the gateway.
@@ -89,9 +81,7 @@ pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadReque
         obj.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or_else(|| bad("model", "required"))?;
     let mut upstream_model = model_name(model).to_string();
     let mut tools: Vec<Value> = Vec::new();
-    if let Some(base) = upstream_model.strip_suffix("-search")
-        && opts.search_models.iter().any(|s| model_name(s) == base)
-    {
+    if let Some(base) = crate::proxy::search_base(&upstream_model, opts.search_models) {
         upstream_model = base.to_string();
         tools.push(json!({"googleSearch": {}}));
     }
@@ -128,12 +118,9 @@ pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadReque
     if !generation.is_empty() {
         body.insert("generationConfig".into(), Value::Object(generation));
     }
-    if opts.safety != "passthrough" && !opts.safety.is_empty() {
-        let settings: Vec<Value> =
-            SAFETY_CATEGORIES.iter().map(|c| json!({"category": c, "threshold": opts.safety})).collect();
-        body.insert("safetySettings".into(), Value::Array(settings));
-    }
-    Ok(ChatRequest { model: model.to_string(), upstream_model, stream, include_usage, body: Value::Object(body) })
+    let mut body = Value::Object(body);
+    crate::proxy::merge_safety(&mut body, opts.safety);
+    Ok(ChatRequest { model: model.to_string(), upstream_model, stream, include_usage, body })
 }
 
 fn convert_messages(messages: &[Value], opts: &Options) -> Result<(Vec<Value>, Vec<Value>), BadRequest> {
