@@ -443,3 +443,46 @@ async fn exit_codes_help_completions_and_broken_pipes() {
     assert!(String::from_utf8_lossy(&r.stderr).is_empty(), "{}", String::from_utf8_lossy(&r.stderr));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_in_both_output_modes() {
+    let fake =
+        FakeGemini::new().key(&key(1), Script::Ok).key(&key(2), Script::Ok).key(&key(3), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1), key(2), key(3)]).start().await;
+    assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
+    gw.logged_requests(1).await;
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["status"],
+        vec!["keys", "list"],
+        vec!["keys", "list", "--state", "active"],
+        vec!["keys", "add", "plain-key-for-modes-1"],
+        vec!["keys", "disable", "Key1"],
+        vec!["keys", "enable", "Key1"],
+        vec!["keys", "verify", "Key2"],
+        vec!["keys", "reset", "--all"],
+        vec!["settings", "list"],
+        vec!["settings", "get", "keys.wait_secs"],
+        vec!["settings", "set", "keys.wait_secs", "1"],
+        vec!["settings", "unset", "keys.wait_secs"],
+        vec!["logs"],
+        vec!["logs", "--errors", "-n", "5"],
+        vec!["stats"],
+        vec!["stats", "--by", "key"],
+    ];
+    for args in &commands {
+        let table = gbctl(&gw, args).await;
+        assert_eq!(table.code, 0, "{args:?}: {}", table.stderr);
+        assert!(!table.stdout.trim().is_empty(), "{args:?} prints something");
+        assert!(serde_json::from_str::<Value>(&table.stdout).is_err(), "{args:?}: a table, not JSON");
+        let mut json_args = vec!["-o", "json"];
+        json_args.extend(args.iter().copied());
+        let json = gbctl(&gw, &json_args).await;
+        assert_eq!(json.code, 0, "{json_args:?}: {}", json.stderr);
+        json.json();
+    }
+    // The last mutating command in each mode: remove.
+    assert_eq!(gbctl(&gw, &["keys", "remove", "Key3"]).await.code, 0);
+    let v = gbctl(&gw, &["-o", "json", "keys", "remove", "Key2"]).await.json();
+    assert_eq!(v, serde_json::json!([{"id": 2, "key": "AIza…Key2"}]));
+    gw.stop().await;
+}

@@ -497,3 +497,22 @@ async fn operator_generation_options_apply_on_native_routes() {
     assert_eq!(fake.requests()[0].path, "/v1beta/models/other-search:generateContent");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn error_log_bodies_are_truncated() {
+    let huge = "x".repeat(20_000);
+    let fake = FakeGemini::new()
+        .key_seq(
+            &key(1),
+            vec![Script::Json(500, json!({"error": {"code": 500, "message": huge, "status": "INTERNAL"}}))],
+        )
+        .start()
+        .await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("keys.max_retries", "1").start().await;
+    gw.post(GENERATE, HELLO).await;
+    let errors = gw.logged_errors(1).await;
+    let body = errors[0].record.body.as_deref().unwrap();
+    assert!(body.len() <= 4096 + "…".len() && body.ends_with('…'), "{}", body.len());
+    assert!(errors[0].record.error.len() < 300, "the error line is short too");
+    gw.stop().await;
+}

@@ -384,3 +384,89 @@ async fn the_same_pool_retries_and_logs_on_openai_routes() {
     assert_eq!(rows[0].record.trail(), "#1 429 rpm → #2 200");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_images_are_refused() {
+    let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
+    let url = format!("{}/images/huge.png", fake.base_url());
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": url}}]}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("larger than 20 MiB"), "{}", r.text());
+    assert!(fake.requests().is_empty(), "nothing went upstream");
+    gw.stop().await;
+}
+
+/// Every truncation and many type confusions of valid bodies: always a 4xx in OpenAI's shape,
+/// never a panic or a 5xx, and the gateway keeps serving.
+#[tokio::test]
+async fn malformed_bodies_never_panic() {
+    let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
+    let chat = json!({"model": "gemini-2.5-flash", "stream": false, "temperature": 0.5, "n": 1, "stop": ["x"],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}}, "response_format": {"type": "json_object"},
+        "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "t"}]},
+                     {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                     {"role": "tool", "tool_call_id": "c1", "content": "ok"}]});
+    let embed = json!({"model": "text-embedding-004", "input": ["a"], "dimensions": 3, "encoding_format": "float"});
+    let mut bodies: Vec<(String, String)> = Vec::new();
+    for (path, valid) in [("/v1/chat/completions", &chat), ("/v1/embeddings", &embed)] {
+        let text = valid.to_string();
+        for cut in (0..text.len()).step_by(7) {
+            bodies.push((path.to_string(), text[..cut].to_string()));
+        }
+        // Replace every scalar and container, one at a time, with values of other types.
+        let mut pointers = Vec::new();
+        collect_pointers(valid, String::new(), &mut pointers);
+        for p in pointers {
+            for replacement in [json!(null), json!(7), json!("s"), json!([]), json!({}), json!(-1.5), json!(true)] {
+                let mut v = valid.clone();
+                *v.pointer_mut(&p).unwrap() = replacement;
+                bodies.push((path.to_string(), v.to_string()));
+            }
+        }
+    }
+    assert!(bodies.len() > 300);
+    for (path, body) in bodies {
+        let r = gw.request(Method::POST, &path, &[("authorization", BEARER)], body.clone()).await;
+        assert!(
+            r.status.as_u16() < 500 || r.status == StatusCode::SERVICE_UNAVAILABLE,
+            "{path} {body}: {} {}",
+            r.status,
+            r.text()
+        );
+        if !r.status.is_success() {
+            let v = r.json();
+            assert!(v["error"]["message"].is_string(), "{path} {body}: {v}");
+        }
+    }
+    assert_eq!(post(&gw, "/v1/chat/completions", &chat).await.status, StatusCode::OK, "still serving");
+    gw.stop().await;
+}
+
+fn collect_pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o {
+                let p = format!("{at}/{k}");
+                out.push(p.clone());
+                collect_pointers(child, p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                let p = format!("{at}/{i}");
+                out.push(p.clone());
+                collect_pointers(child, p, out);
+            }
+        }
+        _ => {}
+    }
+}

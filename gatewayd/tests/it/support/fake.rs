@@ -201,6 +201,11 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 r.headers_mut().insert("content-type", "image/png".parse().unwrap());
                 r
             }
+            "huge.png" => {
+                let mut r = Response::new(full(vec![0u8; 21 << 20]));
+                r.headers_mut().insert("content-type", "image/png".parse().unwrap());
+                r
+            }
             "moved.png" => {
                 let mut r = Response::new(full(Bytes::new()));
                 *r.status_mut() = StatusCode::FOUND;
