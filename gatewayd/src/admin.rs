@@ -217,10 +217,7 @@ async fn add_keys(state: &Arc<State>, req: api::AddKeysRequest) -> Reply {
     let mut malformed = req.malformed;
     for k in req.keys {
         let k = k.trim().to_string();
-        if k.len() >= 8
-            && k.len() <= 256
-            && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        {
+        if shared::admin::is_plain_key(&k) {
             valid.push(k);
         } else {
             malformed += 1;

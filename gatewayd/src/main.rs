@@ -117,7 +117,9 @@ async fn serve(layers: Layers) -> ExitCode {
     };
     if let Some(token) = &daemon.generated_token {
         // Shown once, by design: it is stored in the database as the runtime setting auth.tokens.
-        eprintln!("gatewayd: no client token was configured; generated one (shown only now):\n\n    {token}\n");
+        eprintln!(
+            "gatewayd: generated client token: {token} (shown only now; stored as the runtime setting auth.tokens)"
+        );
     }
     daemon.run(listeners, shutdown).await;
     ExitCode::SUCCESS

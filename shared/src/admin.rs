@@ -210,8 +210,8 @@ fn keys_in_line(line: &str) -> Vec<String> {
 
 /// A line that is one token of key characters is taken as a key even without the `AIza` prefix,
 /// so test keys and future key formats can be imported; anything with spaces is not.
-fn is_plain_key(line: &str) -> bool {
-    line.len() >= 8
+pub fn is_plain_key(line: &str) -> bool {
+    !line.is_empty()
         && line.len() <= 256
         && line.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }

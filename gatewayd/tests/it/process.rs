@@ -100,9 +100,10 @@ async fn fresh_start_on_embedded_defaults() {
     let mut cmd = gatewayd(dir.path());
     cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0");
     let mut gw = Running::start(cmd);
-    let token_line = gw.wait_for("generated one");
-    let token = gw.wait_for("gw-").trim().to_string();
+    let token_line = gw.wait_for("generated client token: ");
     assert!(token_line.contains("shown only now"));
+    let token =
+        token_line.split("generated client token: ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     assert!(token.starts_with("gw-") && token.len() == 51, "{token}");
     let addr = gw.addr();
     assert!(dir.path().join("data/gateway.db").exists());
