@@ -194,7 +194,7 @@ async fn attempt_loop(state: &Arc<State>, call: &Call, attempts: &mut Attempts) 
     let mut last_failure: Option<ApiError> = None;
     loop {
         if attempts.records.len() >= max_attempts {
-            return Err(last_failure.expect("an attempt was made"));
+            return Err(last_failure.unwrap_or_else(|| ApiError::BadGateway("no upstream attempt succeeded".into())));
         }
         let now = state.now();
         if let Some(until) = state.throttle.backoff_until(model, now) {
