@@ -486,3 +486,25 @@ async fn every_command_in_both_output_modes() {
     assert_eq!(v, serde_json::json!([{"id": 2, "key": "AIza…Key2"}]));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_runs_concurrently_with_a_bound() {
+    // 16 keys whose probe takes 1 s each: one at a time would take 16 s; all at once 1 s; with
+    // the bound of 8, two rounds: about 2 s.
+    let keys: Vec<String> = (1..=16).map(key).collect();
+    let slow = Script::Delay(Duration::from_secs(1), Box::new(Script::Ok));
+    let mut fake = FakeGemini::new();
+    for k in &keys {
+        fake = fake.key(k, slow.clone());
+    }
+    let fake = fake.start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&keys).start().await;
+    let started = std::time::Instant::now();
+    let r = gbctl(&gw, &["-o", "json", "keys", "verify", "--all"]).await;
+    let took = started.elapsed();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json().as_array().unwrap().len(), 16);
+    assert!(took >= Duration::from_secs(2), "at most {} at once: {took:?}", gatewayd::verify::CONCURRENCY);
+    assert!(took < Duration::from_secs(12), "concurrent, not one by one: {took:?}");
+    gw.stop().await;
+}
