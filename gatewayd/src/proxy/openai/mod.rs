@@ -88,21 +88,9 @@ async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Re
         images: Some(&images),
     };
     let chat = convert::chat_request(&req, &opts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if is_hidden(state, &chat.upstream_model) {
-        return Err(ApiError::NotFound(format!("The model '{}' does not exist", chat.model)));
-    }
+    refuse_hidden(state, &chat.upstream_model, &chat.model)?;
     let method = if chat.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
-    let call = Call {
-        route: "chat.completions".into(),
-        model: Some(chat.upstream_model.clone()),
-        method: Method::POST,
-        path_and_query: format!("/v1beta/models/{}:{method}", chat.upstream_model),
-        headers: json_headers(headers),
-        body: Bytes::from(serde_json::to_vec(&chat.body).unwrap_or_default()),
-        stream: chat.stream,
-        check_empty: !chat.stream,
-        placement: KeyPlacement::GoogHeader,
-    };
+    let call = gemini_call("chat.completions", &chat.upstream_model, method, headers, &chat.body, chat.stream);
     let (result, attempts) = dispatch(state, &call).await;
     match result {
         Err(e) => Err(attempts.failed(state, &call, e)),
@@ -120,6 +108,28 @@ async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Re
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             Ok(res)
         }
+    }
+}
+
+fn refuse_hidden(state: &State, upstream_model: &str, requested: &str) -> Result<(), ApiError> {
+    match is_hidden(state, upstream_model) {
+        true => Err(ApiError::NotFound(format!("The model '{requested}' does not exist"))),
+        false => Ok(()),
+    }
+}
+
+/// A translated request to a Gemini method; a generateContent answer must carry content.
+fn gemini_call(route: &str, model: &str, method: &str, headers: &HeaderMap, body: &Value, stream: bool) -> Call {
+    Call {
+        route: route.into(),
+        model: Some(model.to_string()),
+        method: Method::POST,
+        path_and_query: format!("/v1beta/models/{model}:{method}"),
+        headers: json_headers(headers),
+        body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+        stream,
+        check_empty: method == "generateContent",
+        placement: KeyPlacement::GoogHeader,
     }
 }
 
@@ -195,20 +205,8 @@ impl Transform for Translate {
 async fn embeddings(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, ApiError> {
     let req = parse_json(&body)?;
     let emb = convert::embeddings_request(&req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if is_hidden(state, &emb.upstream_model) {
-        return Err(ApiError::NotFound(format!("The model '{}' does not exist", emb.model)));
-    }
-    let call = Call {
-        route: "embeddings".into(),
-        model: Some(emb.upstream_model.clone()),
-        method: Method::POST,
-        path_and_query: format!("/v1beta/models/{}:batchEmbedContents", emb.upstream_model),
-        headers: json_headers(headers),
-        body: Bytes::from(serde_json::to_vec(&emb.body).unwrap_or_default()),
-        stream: false,
-        check_empty: false,
-        placement: KeyPlacement::GoogHeader,
-    };
+    refuse_hidden(state, &emb.upstream_model, &emb.model)?;
+    let call = gemini_call("embeddings", &emb.upstream_model, "batchEmbedContents", headers, &emb.body, false);
     let (result, attempts) = dispatch(state, &call).await;
     match result {
         Err(e) => Err(attempts.failed(state, &call, e)),
