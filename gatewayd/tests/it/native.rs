@@ -383,6 +383,7 @@ async fn stream_memory_does_not_grow_with_stream_length() {
         last = now;
     }
     let stalled_at = sent.load(Ordering::Relaxed);
+    println!("upstream stalled after {stalled_at} bytes");
     assert!(stalled_at < 32 << 20, "upstream pushed {stalled_at} bytes into a stream nobody read");
     // Reading on drains the whole stream: 128 MiB passed through bounded memory.
     let mut total = 0u64;
