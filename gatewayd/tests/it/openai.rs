@@ -386,6 +386,24 @@ async fn the_same_pool_retries_and_logs_on_openai_routes() {
 }
 
 #[tokio::test]
+async fn slow_images_are_refused_in_bounded_time() {
+    let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("upstream.timeout_secs", "1").start().await;
+    let started = std::time::Instant::now();
+    let r = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": format!("{}/images/slow.png", fake.base_url())}}]}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("timed out"), "{}", r.text());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "bounded: {:?}", started.elapsed());
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn oversized_images_are_refused() {
     let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;

@@ -24,7 +24,8 @@ use crate::sse::{self, SseParser};
 use crate::state::State;
 use crate::usage::{Usage, usage_of};
 
-/// Images fetched for `image_url` are bounded in size and time.
+/// Images fetched for `image_url` are bounded in size, and in time by this or
+/// `upstream.timeout_secs`, whichever is shorter.
 const IMAGE_MAX_BYTES: usize = 20 << 20;
 const IMAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the upstream model list is reused.
@@ -270,7 +271,7 @@ async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
 async fn fetch_image(state: &State, url: &str) -> Result<(String, String), String> {
     let cfg = state.config.load();
     let client = state.upstream.client(&cfg.upstream);
-    let deadline = Instant::now() + IMAGE_TIMEOUT;
+    let deadline = Instant::now() + IMAGE_TIMEOUT.min(Duration::from_secs(cfg.upstream.timeout_secs));
     let mut target = url.to_string();
     for _ in 0..4 {
         let uri: http::Uri = target.parse().map_err(|e| format!("not a URL: {e}"))?;

@@ -201,6 +201,10 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 r.headers_mut().insert("content-type", "image/png".parse().unwrap());
                 r
             }
+            "slow.png" => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                json_response(200, &json!({}))
+            }
             "huge.png" => {
                 let mut r = Response::new(full(vec![0u8; 21 << 20]));
                 r.headers_mut().insert("content-type", "image/png".parse().unwrap());
