@@ -408,6 +408,7 @@ async fn apply_runtime(
     name: &str,
     change: Option<(toml::Value, String)>,
 ) -> Result<(), AdminError> {
+    let _writer = state.settings_writer.lock().await;
     let mut next = state.runtime.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match &change {
         Some((value, _)) => next.insert(name.to_string(), value.clone()),

@@ -91,6 +91,7 @@ impl Daemon {
         let state = Arc::new(State {
             layers,
             runtime: Mutex::new(runtime),
+            settings_writer: tokio::sync::Mutex::new(()),
             config: Live::new(config),
             pool,
             store,

@@ -35,8 +35,11 @@ impl Clock {
 
 pub struct State {
     pub layers: Layers,
-    /// Runtime settings (name → TOML value), changed only by the admin API, under this lock.
+    /// Runtime settings (name → TOML value), changed only by the admin API.
     pub runtime: Mutex<BTreeMap<String, toml::Value>>,
+    /// Serializes runtime-setting changes (validate, persist, swap) so two at once cannot lose
+    /// one. Admin-only: the hot path never takes it.
+    pub settings_writer: tokio::sync::Mutex<()>,
     pub config: Live<Config>,
     pub pool: KeyPool,
     pub store: Store,

@@ -508,3 +508,23 @@ async fn verify_runs_concurrently_with_a_bound() {
     assert!(took < Duration::from_secs(12), "concurrent, not one by one: {took:?}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_setting_changes_are_all_kept() {
+    let fake = FakeGemini::new().start().await;
+    let gw = Gateway::builder(&fake.base_url()).start().await;
+    let names =
+        ["keys.max_retries", "keys.wait_secs", "keys.cooldown_secs", "keys.max_failures", "logs.error_retention_days"];
+    // All five processes run at once.
+    let children: Vec<_> =
+        names.iter().map(|n| cmd(&gw, &["settings", "set", n, "9"]).stdout(Stdio::null()).spawn().unwrap()).collect();
+    for mut child in children {
+        assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    }
+    let list = gbctl(&gw, &["-o", "json", "settings", "list"]).await.json();
+    for n in names {
+        let s = list.as_array().unwrap().iter().find(|s| s["name"] == n).unwrap();
+        assert_eq!((s["value"].as_u64(), s["source"].as_str()), (Some(9), Some("runtime")), "{n}");
+    }
+    gw.stop().await;
+}
