@@ -1,9 +1,10 @@
 //! The redaction rule for secrets (keys and tokens): first 4 characters, `…`, last 4.
 
-/// `AIzaSyAbc…x9Zq`-style redaction. Short secrets reveal nothing at all.
+/// `AIza…x9Zq`: the first 4 characters, `…`, the last 4. A secret of 8 characters or fewer would
+/// be shown whole that way, so it is shown as `…` alone.
 pub fn redact(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
-    if chars.len() < 12 {
+    if chars.len() <= 8 {
         return "…".to_string();
     }
     let head: String = chars[..4].iter().collect();
@@ -48,6 +49,8 @@ mod tests {
     fn redacts_head_and_tail() {
         assert_eq!(redact("AIzaSyA0123456789abcdefghijklmnopqx9Zq"), "AIza…x9Zq");
         assert_eq!(redact("short"), "…");
+        assert_eq!(redact("12345678"), "…");
+        assert_eq!(redact("key-alpha-1"), "key-…ha-1");
     }
 
     #[test]
