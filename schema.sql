@@ -36,6 +36,13 @@ CREATE TABLE settings (
     updated_at INTEGER NOT NULL
 );
 
+-- Client tokens the daemon generated because none was configured; used only while
+-- auth.tokens is empty in every layer, so tokens configured later take over.
+CREATE TABLE generated_tokens (
+    token      TEXT    PRIMARY KEY,
+    created_at INTEGER NOT NULL
+);
+
 -- One row per client request.
 CREATE TABLE request_log (
     id                INTEGER PRIMARY KEY,

@@ -415,7 +415,7 @@ async fn apply_runtime(
         None => next.remove(name),
     };
     let config = state.layers.resolve(&next).map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
-    if config.auth.tokens.is_empty() {
+    if config.auth.tokens.is_empty() && state.generated_tokens.is_empty() {
         return Err(fail(StatusCode::BAD_REQUEST, "auth.tokens: refusing a change that leaves no client token"));
     }
     let store = state.store.clone();

@@ -72,6 +72,7 @@ struct Loaded {
     config: Config,
     runtime: BTreeMap<String, toml::Value>,
     keys: Vec<store::KeyRow>,
+    generated_tokens: Vec<Secret>,
     generated_token: Option<String>,
 }
 
@@ -83,7 +84,7 @@ impl Daemon {
         let loaded = tokio::task::spawn_blocking(move || load(&boot_layers, base, now))
             .await
             .map_err(|e| BootError::Other(format!("boot task failed: {e}")))??;
-        let Loaded { store, config, runtime, keys, generated_token } = loaded;
+        let Loaded { store, config, runtime, keys, generated_tokens, generated_token } = loaded;
         let upstream = Upstream::new(&config.upstream).map_err(BootError::Other)?;
         let (logbook, writer) = logbook::start(store.clone(), LOG_QUEUE);
         let pool = KeyPool::new(keys.into_iter().map(|k| KeyEntry::new(k.id, Secret::new(k.key), k.health)).collect());
@@ -91,6 +92,7 @@ impl Daemon {
         let state = Arc::new(State {
             layers,
             runtime: Mutex::new(runtime),
+            generated_tokens,
             settings_writer: tokio::sync::Mutex::new(()),
             config: Live::new(config),
             pool,
@@ -141,14 +143,15 @@ fn load(layers: &Layers, base: Config, now: chrono::DateTime<chrono::Utc>) -> Re
             _ => tracing::warn!("ignoring stored setting {name}: not a known field or not a TOML value"),
         }
     }
-    let mut config = resolve_runtime(layers, &mut runtime)?;
+    let config = resolve_runtime(layers, &mut runtime)?;
+    // With no token configured in any layer, clients use a generated one: made and printed once,
+    // stored, and set aside as soon as a token is configured (file, env or runtime).
+    let mut generated_tokens: Vec<Secret> = store.generated_tokens()?.into_iter().map(Secret::new).collect();
     let mut generated_token = None;
-    if config.auth.tokens.is_empty() {
+    if config.auth.tokens.is_empty() && generated_tokens.is_empty() {
         let token = generate_token()?;
-        let literal = toml::Value::Array(vec![toml::Value::String(token.clone())]).to_string();
-        store.set_setting("auth.tokens", &literal, now)?;
-        runtime.insert("auth.tokens".into(), toml::Value::Array(vec![toml::Value::String(token.clone())]));
-        config = layers.resolve(&runtime)?;
+        store.add_generated_token(&token, now)?;
+        generated_tokens.push(Secret::new(token.clone()));
         generated_token = Some(token);
     }
     let seeds: Vec<String> = config.keys.api_keys.iter().map(|k| k.expose().to_string()).collect();
@@ -157,7 +160,7 @@ fn load(layers: &Layers, base: Config, now: chrono::DateTime<chrono::Utc>) -> Re
         tracing::info!("added {} key(s) from keys.api_keys", added.len());
     }
     let keys = store.load_keys()?;
-    Ok(Loaded { store, config, runtime, keys, generated_token })
+    Ok(Loaded { store, config, runtime, keys, generated_tokens, generated_token })
 }
 
 /// Resolves with the stored runtime settings; one that no longer validates (after an upgrade, say)

@@ -116,10 +116,8 @@ async fn serve(layers: Layers) -> ExitCode {
         }
     };
     if let Some(token) = &daemon.generated_token {
-        // Shown once, by design: it is stored in the database as the runtime setting auth.tokens.
-        eprintln!(
-            "gatewayd: generated client token: {token} (shown only now; stored as the runtime setting auth.tokens)"
-        );
+        // Shown once, by design: it is stored in the database and accepted while auth.tokens is empty.
+        eprintln!("gatewayd: generated client token: {token} (shown only now; used while auth.tokens is empty)");
     }
     daemon.run(listeners, shutdown).await;
     ExitCode::SUCCESS

@@ -80,7 +80,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
         }
         _ => Dialect::OpenAi,
     };
-    let tokens = state.config.load().auth.tokens.clone();
+    let tokens = state.client_tokens();
     if let Err(e) = auth::check(token.as_ref().map(|(t, _)| t.as_str()), &tokens) {
         return e.into_response(dialect);
     }

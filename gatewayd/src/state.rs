@@ -37,6 +37,8 @@ pub struct State {
     pub layers: Layers,
     /// Runtime settings (name → TOML value), changed only by the admin API.
     pub runtime: Mutex<BTreeMap<String, toml::Value>>,
+    /// Tokens the daemon generated; accepted only while `auth.tokens` is empty.
+    pub generated_tokens: Vec<crate::config::Secret>,
     /// Serializes runtime-setting changes (validate, persist, swap) so two at once cannot lose
     /// one. Admin-only: the hot path never takes it.
     pub settings_writer: tokio::sync::Mutex<()>,
@@ -62,5 +64,11 @@ pub struct State {
 impl State {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The client tokens accepted now: the configured ones, else the generated ones.
+    pub fn client_tokens(&self) -> Vec<crate::config::Secret> {
+        let configured = &self.config.load().auth.tokens;
+        if configured.is_empty() { self.generated_tokens.clone() } else { configured.clone() }
     }
 }

@@ -286,6 +286,19 @@ impl Store {
         Ok(self.conn()?.execute("DELETE FROM settings WHERE name = ?1", [name])? > 0)
     }
 
+    pub fn generated_tokens(&self) -> Result<Vec<String>> {
+        let c = self.conn()?;
+        let mut stmt = c.prepare("SELECT token FROM generated_tokens ORDER BY created_at")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn add_generated_token(&self, token: &str, now: DateTime<Utc>) -> Result<()> {
+        self.conn()?
+            .execute("INSERT INTO generated_tokens (token, created_at) VALUES (?1, ?2)", params![token, ms(now)])?;
+        Ok(())
+    }
+
     // ---- logs ----------------------------------------------------------------------------
 
     /// Inserts a batch of request and error records in one transaction; returns their row ids.

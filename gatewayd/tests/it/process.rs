@@ -121,14 +121,32 @@ async fn fresh_start_on_embedded_defaults() {
     gw.signal("INT");
     assert_eq!(gw.wait_exit(), 0);
     assert!(!socket.exists(), "the socket is removed on a clean stop");
-    // A second start prints no token: it is stored.
+    // A second start prints no token: it is stored, and still works.
     let mut cmd = gatewayd(dir.path());
     cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0");
     let mut gw = Running::start(cmd);
-    gw.addr();
+    let addr = gw.addr();
+    assert_eq!(status_with(&addr, &token).await, StatusCode::SERVICE_UNAVAILABLE);
     gw.signal("TERM");
     assert_eq!(gw.wait_exit(), 0);
     assert!(!gw.seen.iter().any(|l| l.contains("gw-")), "{:#?}", gw.seen);
+    // A token configured later (here from the environment) takes over from the generated one.
+    let mut cmd = gatewayd(dir.path());
+    cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0").env("GATEWAY_AUTH__TOKENS", "operator-token-1");
+    let mut gw = Running::start(cmd);
+    let addr = gw.addr();
+    assert_eq!(status_with(&addr, "operator-token-1").await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(status_with(&addr, &token).await, StatusCode::UNAUTHORIZED);
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(), 0);
+}
+
+/// The status of an authenticated `GET /v1beta/models` (503 with no keys: authenticated).
+async fn status_with(addr: &str, token: &str) -> StatusCode {
+    let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
+    *req.uri_mut() = format!("http://{addr}/v1beta/models").parse().unwrap();
+    req.headers_mut().insert("x-goog-api-key", token.parse().unwrap());
+    crate::support::client().request(req).await.unwrap().status()
 }
 
 #[test]
