@@ -1,17 +1,13 @@
 //! The one response body type (hyper 1 has none) and constructors for it.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
-}
-
-pub fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed()
 }
 
 pub fn json_response(status: http::StatusCode, value: &serde_json::Value) -> http::Response<Body> {

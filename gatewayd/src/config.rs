@@ -259,7 +259,6 @@ impl ConfigError {
 /// settings to produce the next snapshot.
 #[derive(Debug, Clone)]
 pub struct Layers {
-    file_path: Option<PathBuf>,
     file_text: Option<String>,
     file_table: toml::Table,
     env: BTreeMap<String, String>,
@@ -294,11 +293,7 @@ impl Layers {
                 (Some(text), table)
             }
         };
-        Ok(Layers { file_path: path, file_text, file_table, env })
-    }
-
-    pub fn file_path(&self) -> Option<&Path> {
-        self.file_path.as_deref()
+        Ok(Layers { file_text, file_table, env })
     }
 
     /// The effective configuration for the given runtime overrides (dotted name → TOML value).

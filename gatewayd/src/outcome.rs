@@ -59,15 +59,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn retryable(&self) -> bool {
-        !matches!(self, Outcome::Success | Outcome::Client)
-    }
     /// The word shown in an attempt trail, e.g. `429 rpm`.
     pub fn trail_word(&self) -> Option<&'static str> {
         match self {
             Outcome::RateLimited(c) => Some(c.reason.as_str()),
             Outcome::InvalidKey(_) => Some("invalid"),
-            Outcome::Transient(_) => None,
             _ => None,
         }
     }
@@ -77,7 +73,8 @@ impl Outcome {
 /// pointless, so such a key rests for a day.
 const ZERO_QUOTA_COOLDOWN: Duration = Duration::hours(24);
 
-/// Classifies an upstream answer that is not a 2xx success, or a 200 given its body.
+/// Classifies an upstream answer: any error status, or a generateContent 200 given its body (the
+/// only 200 whose content is checked; other methods' 200s are successes without looking).
 pub fn classify(status: u16, body: &[u8], now: DateTime<Utc>, default_cooldown_secs: u64) -> Outcome {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let error = json.as_ref().and_then(|j| j.get("error"));
@@ -103,10 +100,7 @@ pub fn is_empty_answer(json: &Value) -> bool {
     if json.pointer("/promptFeedback/blockReason").is_some() {
         return false;
     }
-    let Some(candidates) = json.get("candidates").and_then(Value::as_array) else {
-        // Non-generation answers (models, countTokens, embeddings) have no candidates at all.
-        return json.get("usageMetadata").is_some() && json.as_object().is_some_and(|o| !o.contains_key("embedding"));
-    };
+    let Some(candidates) = json.get("candidates").and_then(Value::as_array) else { return true };
     !candidates.iter().any(|c| {
         let has_parts = c.pointer("/content/parts").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
         // A candidate stopped for safety or recitation is an answer, even without parts.
@@ -270,9 +264,6 @@ mod tests {
             (200, br#"{"candidates":[],"usageMetadata":{"promptTokenCount":3}}"#.to_vec(), "transient"),
             (200, br#"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":3}}"#.to_vec(), "success"),
             (200, br#"{"candidates":[{"finishReason":"SAFETY"}]}"#.to_vec(), "success"),
-            (200, br#"{"models":[]}"#.to_vec(), "success"),
-            (200, br#"{"totalTokens":5}"#.to_vec(), "success"),
-            (200, br#"{"embedding":{"values":[0.1]}}"#.to_vec(), "success"),
         ];
         for (status, body, want) in rows {
             let got = match classify(status, &body, now, 60) {

@@ -32,14 +32,13 @@ enum Framing {
 pub struct StreamMeter {
     framing: Framing,
     pub usage: Option<Usage>,
-    pub events: u64,
     pending: Vec<String>,
 }
 
 impl StreamMeter {
     pub fn new(sse: bool) -> Self {
         let framing = if sse { Framing::Sse(SseParser::default()) } else { Framing::Array(ArraySplitter::default()) };
-        StreamMeter { framing, usage: None, events: 0, pending: Vec::new() }
+        StreamMeter { framing, usage: None, pending: Vec::new() }
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
@@ -48,7 +47,6 @@ impl StreamMeter {
             Framing::Array(p) => p.feed(chunk, &mut self.pending),
         }
         for event in self.pending.drain(..) {
-            self.events += 1;
             if event.contains("usageMetadata")
                 && let Some(u) = serde_json::from_str::<Value>(&event).ok().as_ref().and_then(usage_of)
             {
@@ -67,7 +65,7 @@ mod tests {
         let mut m = StreamMeter::new(true);
         m.feed(b"data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":1}}\r\n\r\nda");
         m.feed(b"ta: {\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":5,\"thoughtsTokenCount\":2}}\r\n\r\n");
-        assert_eq!((m.usage, m.events), (Some(Usage { prompt: 3, completion: 7 }), 2));
+        assert_eq!(m.usage, Some(Usage { prompt: 3, completion: 7 }));
         let mut m = StreamMeter::new(false);
         m.feed(b"[{\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":9}}");
         m.feed(b"]");

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use shared::admin::VerifyResult;
 use tokio::time::Instant;
 
-use crate::keypool::{KeyEntry, KeyState};
+use crate::keypool::KeyEntry;
 use crate::outcome::{self, Outcome};
 use crate::proxy::{Call, KeyPlacement, build_request, report};
 use crate::state::State;
@@ -98,7 +98,7 @@ async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
             tracing::info!(key = %key.secret, "key verified: back in rotation");
             state.logbook.health(key.id, h);
         }
-    } else if !matches!(outcome, Outcome::Client) || key.health().state == KeyState::Active {
+    } else {
         report(state, key, model, &outcome);
     }
     VerifyResult { id: key.id, key: shared::redact(key.secret.expose()), ok, status, latency_ms, error }

@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Versioned path prefix of every admin route.
-pub const PREFIX: &str = "/v1";
 pub const STATUS: &str = "/v1/status";
 pub const KEYS: &str = "/v1/keys";
 pub const KEYS_ADD: &str = "/v1/keys/add";

@@ -6,6 +6,7 @@ pub mod gemini;
 pub mod openai;
 
 use std::collections::VecDeque;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -660,5 +661,3 @@ impl<T: Transform> Drop for Relay<T> {
         self.finish(Err(CLIENT_GONE.to_string()));
     }
 }
-
-use std::future::Future as _;
