@@ -80,8 +80,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
         }
         _ => Dialect::OpenAi,
     };
-    let tokens = state.client_tokens();
-    if let Err(e) = auth::check(token.as_ref().map(|(t, _)| t.as_str()), &tokens) {
+    if let Err(e) = state.check_token(token.as_ref().map(|(t, _)| t.as_str())) {
         return e.into_response(dialect);
     }
     let limit = state.config.load().server.max_body_bytes;

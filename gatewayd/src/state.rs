@@ -66,9 +66,11 @@ impl State {
         self.clock.now()
     }
 
-    /// The client tokens accepted now: the configured ones, else the generated ones.
-    pub fn client_tokens(&self) -> Vec<crate::config::Secret> {
-        let configured = &self.config.load().auth.tokens;
-        if configured.is_empty() { self.generated_tokens.clone() } else { configured.clone() }
+    /// Checks a client's token against the accepted ones: the configured tokens, else the
+    /// generated ones. Borrows the snapshot; nothing is copied per request.
+    pub fn check_token(&self, presented: Option<&str>) -> Result<(), crate::error::ApiError> {
+        let config = self.config.load();
+        let tokens = if config.auth.tokens.is_empty() { &self.generated_tokens } else { &config.auth.tokens };
+        crate::auth::check(presented, tokens)
     }
 }

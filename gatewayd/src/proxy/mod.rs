@@ -518,27 +518,34 @@ pub struct StreamEnd {
     pub attempts: Attempts,
 }
 
-impl StreamEnd {
-    /// `Ok` when upstream finished the stream, `Err` with a reason otherwise.
-    pub fn complete(self, usage: Option<Usage>, result: Result<(), String>) {
-        let StreamEnd { state, call, key, attempts } = self;
-        let model = call.pool_model().to_string();
-        let (status, error) = match &result {
-            Ok(()) => {
-                report(&state, &key, &model, &Outcome::Success);
-                (StatusCode::OK, None)
-            }
-            Err(e) if e == CLIENT_GONE => (StatusCode::OK, Some(e.clone())),
-            Err(e) => {
-                report(&state, &key, &model, &Outcome::Transient(e.clone()));
-                (StatusCode::OK, Some(e.clone()))
-            }
-        };
-        attempts.finish(&state, &call, status, usage, error);
-    }
+/// How a relayed stream ended.
+pub enum StreamFinish {
+    /// Upstream finished it: a success for the key.
+    Completed,
+    /// The client went away: nobody's fault, nothing reported.
+    ClientGone,
+    /// Upstream failed or timed out after bytes went out: a transient failure for the key.
+    Failed(String),
 }
 
-const CLIENT_GONE: &str = "client closed the stream";
+impl StreamEnd {
+    pub fn complete(self, usage: Option<Usage>, finish: StreamFinish) {
+        let StreamEnd { state, call, key, attempts } = self;
+        let model = call.pool_model().to_string();
+        let error = match finish {
+            StreamFinish::Completed => {
+                report(&state, &key, &model, &Outcome::Success);
+                None
+            }
+            StreamFinish::ClientGone => Some("client closed the stream".to_string()),
+            StreamFinish::Failed(e) => {
+                report(&state, &key, &model, &Outcome::Transient(e.clone()));
+                Some(e)
+            }
+        };
+        attempts.finish(&state, &call, StatusCode::OK, usage, error);
+    }
+}
 
 /// How a relay turns upstream stream bytes into client frames.
 pub trait Transform: Send + Unpin + 'static {
@@ -601,7 +608,7 @@ impl<T: Transform> Relay<T> {
         }
     }
 
-    fn finish(&mut self, result: Result<(), String>) {
+    fn finish(&mut self, result: StreamFinish) {
         if let Some(end) = self.end.take() {
             end.complete(self.transform.usage(), result);
         }
@@ -609,7 +616,7 @@ impl<T: Transform> Relay<T> {
 
     /// Ends the stream after a failure: with the transform's error frame, or by aborting.
     fn failed(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.finish(Err(message.clone()));
+        self.finish(StreamFinish::Failed(message.clone()));
         self.done = true;
         match self.transform.fail(&message) {
             Some(frame) => Poll::Ready(Some(Ok(Frame::data(frame)))),
@@ -642,7 +649,7 @@ impl<T: Transform> HttpBody for Relay<T> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     this.transform.end(&mut this.out);
-                    this.finish(Ok(()));
+                    this.finish(StreamFinish::Completed);
                     this.done = true;
                 }
                 Poll::Ready(Some(Ok(frame))) => {
@@ -658,6 +665,6 @@ impl<T: Transform> HttpBody for Relay<T> {
 
 impl<T: Transform> Drop for Relay<T> {
     fn drop(&mut self) {
-        self.finish(Err(CLIENT_GONE.to_string()));
+        self.finish(StreamFinish::ClientGone);
     }
 }
