@@ -361,7 +361,7 @@ async fn verify(state: &Arc<State>, sel: api::KeySelection) -> Reply {
 fn setting_view(state: &State, name: &str) -> Option<api::SettingView> {
     let field = find_field(name)?;
     let config = state.config.load();
-    let runtime = state.runtime.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = state.runtime.lock();
     Some(api::SettingView {
         name: field.name.into(),
         value: config::field_value(&config, field.name).unwrap_or_default(),
@@ -409,7 +409,7 @@ async fn apply_runtime(
     change: Option<(toml::Value, String)>,
 ) -> Result<(), AdminError> {
     let _writer = state.settings_writer.lock().await;
-    let mut next = state.runtime.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut next = state.runtime.lock().clone();
     match &change {
         Some((value, _)) => next.insert(name.to_string(), value.clone()),
         None => next.remove(name),
@@ -426,7 +426,7 @@ async fn apply_runtime(
         None => store.unset_setting(&key).map(|_| ()),
     })
     .await?;
-    *state.runtime.lock().unwrap_or_else(|e| e.into_inner()) = next;
+    *state.runtime.lock() = next;
     state.config.store(config);
     state.settings_changed.notify_waiters();
     tracing::info!("setting {name} changed at runtime");

@@ -2,6 +2,7 @@
 //! `?key=`, compared in constant time against every configured token.
 
 use http::HeaderMap;
+use subtle::ConstantTimeEq;
 
 use crate::config::Secret;
 use crate::error::ApiError;
@@ -31,58 +32,23 @@ pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Option<(String, Toke
 pub fn check(presented: Option<&str>, tokens: &[Secret]) -> Result<(), ApiError> {
     let presented = presented.filter(|p| !p.is_empty()).ok_or(ApiError::MissingToken)?;
     // Compare against every token, without stopping early, so timing tells nothing.
-    let mut ok = false;
+    let mut ok = subtle::Choice::from(0);
     for t in tokens {
-        ok |= constant_time_eq(presented.as_bytes(), t.expose().as_bytes());
+        ok |= presented.as_bytes().ct_eq(t.expose().as_bytes());
     }
-    if ok { Ok(()) } else { Err(ApiError::InvalidToken) }
+    if bool::from(ok) { Ok(()) } else { Err(ApiError::InvalidToken) }
 }
 
-/// Equal-length inputs are compared with no data-dependent branch; a length mismatch is not secret.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
+/// The decoded value of query parameter `name` (`+` and percent escapes as forms encode them).
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v))
-    })
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
-/// The query without `key=` (the client's token must never travel upstream).
+/// The query without `key=` (the client's token must never travel upstream). The other
+/// parameters are kept byte for byte, as the client wrote them.
 pub fn strip_key_param(query: Option<&str>) -> Option<String> {
     let kept: Vec<&str> = query?.split('&').filter(|p| !p.is_empty() && p.split('=').next() != Some("key")).collect();
     (!kept.is_empty()).then(|| kept.join("&"))
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

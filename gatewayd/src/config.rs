@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
@@ -535,10 +537,10 @@ impl<T> Live<T> {
         Live { inner: RwLock::new(Arc::new(value)) }
     }
     pub fn load(&self) -> Arc<T> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.read().clone()
     }
     pub fn store(&self, value: T) {
-        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+        *self.inner.write() = Arc::new(value);
     }
 }
 

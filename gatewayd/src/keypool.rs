@@ -7,8 +7,10 @@
 //! held across an await.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use chrono::{DateTime, Utc};
 
@@ -128,7 +130,7 @@ impl KeyEntry {
     }
     /// Locks this key's health briefly; never hold the guard across an await.
     pub fn health(&self) -> MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(|e| e.into_inner())
+        self.health.lock()
     }
 }
 
@@ -175,12 +177,12 @@ impl KeyPool {
     }
 
     pub fn snapshot(&self) -> Arc<Vec<Arc<KeyEntry>>> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.keys.read().clone()
     }
 
     fn replace(&self, mut keys: Vec<Arc<KeyEntry>>) {
         keys.sort_by_key(|k| k.id);
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        *self.keys.write() = Arc::new(keys);
     }
 
     pub fn get(&self, id: i64) -> Option<Arc<KeyEntry>> {
@@ -278,7 +280,7 @@ impl Throttle {
         active: usize,
         backoff: chrono::Duration,
     ) -> ThrottleVerdict {
-        let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+        let mut models = self.models.write();
         let t = models.entry(model.to_string()).or_default();
         t.recent.retain(|(k, at)| *k != key && now - *at < THROTTLE_WINDOW);
         t.recent.push((key, now));
@@ -298,7 +300,7 @@ impl Throttle {
         if self.any_until_ms.load(Ordering::Relaxed) <= now.timestamp_millis() {
             return None;
         }
-        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        let models = self.models.read();
         models.get(model).and_then(|t| t.backoff_until).filter(|u| *u > now)
     }
 }

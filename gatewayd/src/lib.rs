@@ -4,7 +4,6 @@
 
 pub mod admin;
 pub mod auth;
-pub mod base64;
 pub mod body;
 pub mod config;
 pub mod error;
@@ -26,7 +25,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use crate::config::{Config, ConfigError, Layers, Live, Secret};
 use crate::keypool::{KeyEntry, KeyPool};
@@ -104,7 +105,7 @@ impl Daemon {
             listen: OnceLock::new(),
             admin_socket,
             stopping: tokio::sync::watch::channel(false).0,
-            models_cache: std::sync::RwLock::new(None),
+            models_cache: parking_lot::RwLock::new(None),
             throttle: Default::default(),
             settings_changed: tokio::sync::Notify::new(),
         });

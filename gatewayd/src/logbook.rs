@@ -253,7 +253,7 @@ async fn write_loop(
 /// writes, so a dropped record is also missing here; `logs_dropped` says how many.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    inner: std::sync::Mutex<MetricsInner>,
+    inner: parking_lot::Mutex<MetricsInner>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -272,7 +272,7 @@ pub const LATENCY_BUCKETS_MS: &[u64] = &[50, 100, 250, 500, 1000, 2500, 5000, 10
 
 impl Metrics {
     fn observe(&self, requests: &[RequestRecord]) {
-        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self.inner.lock();
         for r in requests {
             let model = r.model.clone().unwrap_or_default();
             *m.requests.entry((r.route.clone(), model.clone(), r.status)).or_default() += 1;
@@ -294,7 +294,7 @@ impl Metrics {
     }
 
     pub fn snapshot(&self) -> MetricsInner {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.lock().clone()
     }
 }
 

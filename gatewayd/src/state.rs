@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, OnceLock};
+
+use parking_lot::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
@@ -58,7 +60,7 @@ pub struct State {
     /// Signalled when a runtime setting changes, so scheduled jobs pick up new schedules.
     pub settings_changed: tokio::sync::Notify,
     /// The upstream model list, cached briefly for `GET /v1/models` (fetched at, list).
-    pub models_cache: std::sync::RwLock<Option<(std::time::Instant, serde_json::Value)>>,
+    pub models_cache: parking_lot::RwLock<Option<(std::time::Instant, serde_json::Value)>>,
 }
 
 impl State {

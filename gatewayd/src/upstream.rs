@@ -4,10 +4,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -119,13 +122,13 @@ impl Upstream {
     /// The client for these settings, rebuilt first if they changed since the last request.
     pub fn client(&self, cfg: &UpstreamConfig) -> HttpsClient {
         let settings = ClientSettings::of(cfg);
-        let current = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let current = self.current.read().clone();
         if current.0 == settings {
             return current.1.clone();
         }
         match build(&settings) {
             Ok(client) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new((settings, client.clone()));
+                *self.current.write() = Arc::new((settings, client.clone()));
                 client
             }
             Err(e) => {
@@ -194,7 +197,7 @@ fn build(settings: &ClientSettings) -> Result<HttpsClient, String> {
             _ => {
                 let mut tunnel = Tunnel::new(strip_userinfo(&uri)?, http);
                 if let Some(c) = credentials {
-                    let value = format!("Basic {}", crate::base64::encode(c.as_bytes()));
+                    let value = format!("Basic {}", BASE64_STANDARD.encode(c.as_bytes()));
                     tunnel = tunnel.with_auth(value.parse().map_err(|_| "upstream.proxy: bad credentials")?);
                 }
                 Outbound::Tunnel(tunnel)

@@ -1,6 +1,7 @@
 //! Issue 4: the OpenAI-compatible routes through the real daemon, with the exact upstream body
 //! asserted on FakeGemini.
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -198,7 +199,7 @@ async fn images_are_fetched_and_inlined() {
         let body: Value = serde_json::from_slice(&generate.body).unwrap();
         let inline = &body["contents"][0]["parts"][1]["inlineData"];
         assert_eq!(inline["mimeType"], "image/png");
-        assert_eq!(inline["data"].as_str().unwrap(), gatewayd::base64::encode(crate::support::fake::PNG));
+        assert_eq!(inline["data"].as_str().unwrap(), BASE64_STANDARD.encode(crate::support::fake::PNG));
     }
     let r = post(
         &gw,
@@ -329,7 +330,7 @@ async fn models_in_openai_format_and_embeddings() {
         post(&gw, "/v1/embeddings", &json!({"model": "text-embedding-004", "input": "a", "encoding_format": "base64"}))
             .await;
     let expected: Vec<u8> = [0.0f32, 0.5, 0.25].iter().flat_map(|f| f.to_le_bytes()).collect();
-    assert_eq!(r.json()["data"][0]["embedding"], json!(gatewayd::base64::encode(&expected)));
+    assert_eq!(r.json()["data"][0]["embedding"], json!(BASE64_STANDARD.encode(&expected)));
     gw.stop().await;
 }
 

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use serde_json::{Map, Value, json};
 
 /// A client mistake, naming the offending field (`messages[2].tool_call_id`).
@@ -310,7 +311,7 @@ fn inline_from_url(url: &str, field: &str, opts: &Options) -> Result<Value, BadR
         let (meta, data) = rest.split_once(',').ok_or_else(|| bad(field, "malformed data: URL"))?;
         let mime = meta.strip_suffix(";base64").ok_or_else(|| bad(field, "data: URL must be base64-encoded"))?;
         let data: String = data.chars().filter(|c| !c.is_whitespace()).collect();
-        if !crate::base64::looks_valid(&data) {
+        if BASE64_STANDARD.decode(&data).is_err() {
             return Err(bad(field, "data: URL holds invalid base64"));
         }
         let mime = if mime.is_empty() { "application/octet-stream" } else { mime };
@@ -847,7 +848,7 @@ pub fn embeddings_response(gemini: &Value, req: &EmbeddingsRequest) -> Value {
                 e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_f64).collect();
             let embedding = if req.base64 {
                 let bytes: Vec<u8> = values.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
-                json!(crate::base64::encode(&bytes))
+                json!(BASE64_STANDARD.encode(&bytes))
             } else {
                 json!(values)
             };
@@ -1236,7 +1237,7 @@ mod tests {
         let r = embeddings_request(&json!({"model": "m", "input": "x", "encoding_format": "base64"})).unwrap();
         let out = embeddings_response(&json!({"embeddings": [{"values": [1.0, -2.0]}]}), &r);
         let expected: Vec<u8> = [1.0f32, -2.0f32].iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(out["data"][0]["embedding"], json!(crate::base64::encode(&expected)));
+        assert_eq!(out["data"][0]["embedding"], json!(BASE64_STANDARD.encode(&expected)));
         assert_eq!(embeddings_request(&json!({"model": "m", "input": [1, 2]})).unwrap_err().field, "input");
         assert_eq!(
             embeddings_request(&json!({"model": "m", "input": "x", "encoding_format": "hex"})).unwrap_err().field,

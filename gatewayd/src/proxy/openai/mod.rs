@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -223,7 +224,7 @@ async fn embeddings(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Res
 
 /// The upstream model list (all pages), reused for `MODELS_TTL`.
 async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
-    if let Some((at, list)) = state.models_cache.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+    if let Some((at, list)) = state.models_cache.read().as_ref()
         && at.elapsed() < MODELS_TTL
     {
         return Ok(list.clone());
@@ -263,7 +264,7 @@ async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
         }
     }
     let list = json!({"models": models});
-    *state.models_cache.write().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), list.clone()));
+    *state.models_cache.write() = Some((std::time::Instant::now(), list.clone()));
     Ok(list)
 }
 
@@ -305,7 +306,7 @@ async fn fetch_image(state: &State, url: &str) -> Result<(String, String), Strin
             .map_err(|_| "fetching timed out".to_string())?
             .map_err(|_| format!("larger than {} MiB", IMAGE_MAX_BYTES >> 20))?
             .to_bytes();
-        return Ok((mime, crate::base64::encode(&bytes)));
+        return Ok((mime, BASE64_STANDARD.encode(&bytes)));
     }
     Err("too many redirects".into())
 }
