@@ -132,7 +132,7 @@ async fn status(state: &Arc<State>) -> Reply {
     let now = state.now();
     let mut keys = api::KeyCounts::default();
     for k in state.pool.snapshot().iter() {
-        match k.health().display_state(now) {
+        match k.read(|h| h.display_state(now)) {
             "active" => keys.active += 1,
             "cooling" => keys.cooling += 1,
             "invalid" => keys.invalid += 1,
@@ -182,10 +182,10 @@ async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Reply {
         .snapshot()
         .iter()
         .map(|k| {
-            let h = k.health().clone();
+            let h = k.health();
             let u = usage.get(&k.id).cloned().unwrap_or_default();
             let cooldowns: Vec<api::CooldownView> = h
-                .cooldowns
+                .cooldowns()
                 .iter()
                 .filter(|(_, c)| c.until > now)
                 .map(|(model, c)| api::CooldownView {
@@ -198,13 +198,13 @@ async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Reply {
                 id: k.id,
                 key: shared::redact(k.secret.expose()),
                 state: h.display_state(now).into(),
-                failures: h.failures,
-                cooling_until: h.cooldowns.values().map(|c| c.until).filter(|u| *u > now).max().map(rfc3339),
+                failures: h.failures(),
+                cooling_until: h.cooldowns().values().map(|c| c.until).filter(|u| *u > now).max().map(rfc3339),
                 cooldowns,
                 last_used: u.last_used.map(rfc3339),
                 requests_24h: u.requests,
                 errors_24h: u.errors,
-                last_error: h.last_error.as_deref().map(shared::redact_keys_in),
+                last_error: h.last_error().map(shared::redact_keys_in),
             }
         })
         .filter(|v| filter.as_deref().is_none_or(|f| v.state == f))
@@ -247,7 +247,7 @@ fn select(state: &State, sel: &api::KeySelection) -> Result<Vec<Arc<KeyEntry>>, 
         keys.iter().for_each(&mut push);
     }
     if sel.invalid {
-        keys.iter().filter(|k| k.health().state == KeyState::Invalid).for_each(&mut push);
+        keys.iter().filter(|k| k.read(|h| h.state() == KeyState::Invalid)).for_each(&mut push);
     }
     for arg in &sel.keys {
         let arg = arg.trim();
@@ -313,17 +313,7 @@ fn set_disabled(state: &State, sel: api::KeySelection, disable: bool) -> Reply {
     require_some(&sel, if disable { "disable" } else { "enable" })?;
     let keys = select(state, &sel)?;
     for k in &keys {
-        let changed = {
-            let mut h = k.health();
-            let before = h.clone();
-            if disable {
-                h.state = KeyState::Disabled;
-            } else if h.state == KeyState::Disabled {
-                h.state = KeyState::Active;
-                h.failures = 0;
-            }
-            (*h != before).then(|| h.clone())
-        };
+        let changed = if disable { state.pool.disable(k) } else { state.pool.enable(k) };
         if let Some(h) = changed {
             state.logbook.health(k.id, h);
         }
@@ -335,14 +325,7 @@ fn reset(state: &State, sel: api::KeySelection) -> Reply {
     require_some(&sel, "reset")?;
     let keys = select(state, &sel)?;
     for k in &keys {
-        let changed = {
-            let mut h = k.health();
-            let before = h.clone();
-            h.failures = 0;
-            h.cooldowns.clear();
-            (*h != before).then(|| h.clone())
-        };
-        if let Some(h) = changed {
+        if let Some(h) = state.pool.reset(k) {
             state.logbook.health(k.id, h);
         }
     }
@@ -655,7 +638,7 @@ fn metrics(state: &State) -> Response<Body> {
     let mut by_state: BTreeMap<&str, u64> =
         ["active", "cooling", "invalid", "disabled"].iter().map(|s| (*s, 0)).collect();
     for k in state.pool.snapshot().iter() {
-        *by_state.entry(k.health().display_state(now)).or_default() += 1;
+        *by_state.entry(k.read(|h| h.display_state(now))).or_default() += 1;
     }
     for (s, n) in by_state {
         let _ = writeln!(out, "gateway_keys{{state=\"{s}\"}} {n}");

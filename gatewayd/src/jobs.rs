@@ -9,7 +9,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Config;
-use crate::keypool::KeyState;
 use crate::state::State;
 
 /// Rows deleted per statement, so the retention job never holds the database for long.
@@ -82,19 +81,7 @@ async fn schedule(
 /// `active` with their failure count cleared. Returns how many keys were verified and passed.
 pub async fn reverify(state: &Arc<State>) -> (usize, usize) {
     let now = state.now();
-    let due: Vec<_> = state
-        .pool
-        .snapshot()
-        .iter()
-        .filter(|k| {
-            let h = k.health();
-            h.state == KeyState::Invalid
-                || (h.state == KeyState::Active
-                    && !h.cooldowns.is_empty()
-                    && h.cooldowns.values().all(|c| c.until <= now))
-        })
-        .cloned()
-        .collect();
+    let due: Vec<_> = state.pool.snapshot().iter().filter(|k| k.read(|h| h.due_for_verify(now))).cloned().collect();
     if due.is_empty() {
         return (0, 0);
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 
@@ -32,11 +32,12 @@ impl KeyState {
             KeyState::Disabled => "disabled",
         }
     }
-    pub fn parse(s: &str) -> KeyState {
+    pub fn parse(s: &str) -> Option<KeyState> {
         match s {
-            "invalid" => KeyState::Invalid,
-            "disabled" => KeyState::Disabled,
-            _ => KeyState::Active,
+            "active" => Some(KeyState::Active),
+            "invalid" => Some(KeyState::Invalid),
+            "disabled" => Some(KeyState::Disabled),
+            _ => None,
         }
     }
 }
@@ -47,13 +48,14 @@ pub struct ModelCooldown {
     pub reason: CoolReason,
 }
 
-/// Everything about a key's health that survives a restart.
+/// Everything about a key's health that survives a restart. Read by anyone; written only through
+/// `KeyPool`'s methods, the one seam a shared backend would take over.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
-    pub state: KeyState,
-    pub failures: u32,
-    pub cooldowns: BTreeMap<String, ModelCooldown>,
-    pub last_error: Option<String>,
+    state: KeyState,
+    failures: u32,
+    cooldowns: BTreeMap<String, ModelCooldown>,
+    last_error: Option<String>,
 }
 
 impl Default for Health {
@@ -63,6 +65,29 @@ impl Default for Health {
 }
 
 impl Health {
+    /// Health as the store kept it.
+    pub fn restored(
+        state: KeyState,
+        failures: u32,
+        cooldowns: BTreeMap<String, ModelCooldown>,
+        last_error: Option<String>,
+    ) -> Self {
+        Health { state, failures, cooldowns, last_error }
+    }
+
+    pub fn state(&self) -> KeyState {
+        self.state
+    }
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+    pub fn cooldowns(&self) -> &BTreeMap<String, ModelCooldown> {
+        &self.cooldowns
+    }
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
     /// The cooldown for `model` still running at `now`, if any.
     pub fn cooling_until(&self, model: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cooldowns.get(model).map(|c| c.until).filter(|u| *u > now)
@@ -76,9 +101,16 @@ impl Health {
         }
     }
 
-    /// Applies an attempt's outcome; returns whether anything persistent changed.
-    pub fn apply(&mut self, outcome: &Outcome, model: &str, now: DateTime<Utc>, max_failures: u32) -> bool {
-        let before = self.clone();
+    /// Invalid, or active with every cooldown over: due for a verification.
+    pub fn due_for_verify(&self, now: DateTime<Utc>) -> bool {
+        self.state == KeyState::Invalid
+            || (self.state == KeyState::Active
+                && !self.cooldowns.is_empty()
+                && self.cooldowns.values().all(|c| c.until <= now))
+    }
+
+    /// Applies an attempt's outcome.
+    fn apply(&mut self, outcome: &Outcome, model: &str, now: DateTime<Utc>, max_failures: u32) {
         self.cooldowns.retain(|_, c| c.until > now);
         match outcome {
             Outcome::Success => {
@@ -104,11 +136,10 @@ impl Health {
                 }
             }
         }
-        *self != before
     }
 
     /// A passing verification: back in rotation with a clean slate (a disabled key stays disabled).
-    pub fn restore(&mut self) {
+    fn restore(&mut self) {
         if self.state == KeyState::Invalid {
             self.state = KeyState::Active;
         }
@@ -128,9 +159,24 @@ impl KeyEntry {
     pub fn new(id: i64, secret: Secret, health: Health) -> Self {
         KeyEntry { id, secret, health: Mutex::new(health) }
     }
-    /// Locks this key's health briefly; never hold the guard across an await.
-    pub fn health(&self) -> MutexGuard<'_, Health> {
-        self.health.lock()
+
+    /// A copy of this key's health.
+    pub fn health(&self) -> Health {
+        self.health.lock().clone()
+    }
+
+    /// Reads this key's health under its lock, without copying it.
+    pub fn read<R>(&self, f: impl FnOnce(&Health) -> R) -> R {
+        f(&self.health.lock())
+    }
+
+    /// Changes this key's health; hands back the new health when anything changed, for the caller
+    /// to persist.
+    fn change(&self, f: impl FnOnce(&mut Health)) -> Option<Health> {
+        let mut h = self.health.lock();
+        let before = h.clone();
+        f(&mut h);
+        (*h != before).then(|| h.clone())
     }
 }
 
@@ -200,6 +246,68 @@ impl KeyPool {
         self.replace(keys);
     }
 
+    /// Applies an attempt's outcome to `key` for `model`.
+    pub fn report(
+        &self,
+        key: &KeyEntry,
+        model: &str,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+        max_failures: u32,
+    ) -> Option<Health> {
+        key.change(|h| h.apply(outcome, model, now, max_failures))
+    }
+
+    /// Sets a key aside (`gbctl keys disable`).
+    pub fn disable(&self, key: &KeyEntry) -> Option<Health> {
+        key.change(|h| h.state = KeyState::Disabled)
+    }
+
+    /// Puts a disabled key back in rotation, with its failure count cleared.
+    pub fn enable(&self, key: &KeyEntry) -> Option<Health> {
+        key.change(|h| {
+            if h.state == KeyState::Disabled {
+                h.state = KeyState::Active;
+                h.failures = 0;
+            }
+        })
+    }
+
+    /// Clears failure counts and cooldowns (`gbctl keys reset`).
+    pub fn reset(&self, key: &KeyEntry) -> Option<Health> {
+        key.change(|h| {
+            h.failures = 0;
+            h.cooldowns.clear();
+        })
+    }
+
+    /// A passing verification: an invalid key is active again, with a clean slate.
+    pub fn restore(&self, key: &KeyEntry) -> Option<Health> {
+        key.change(Health::restore)
+    }
+
+    /// Lifts the bare-429 (`unknown`) cooldowns of these keys for `model`: egress throttling, not
+    /// the keys, caused them. Returns the keys whose health changed.
+    pub fn lift_bare_cooldowns(&self, ids: &[i64], model: &str) -> Vec<(i64, Health)> {
+        self.snapshot()
+            .iter()
+            .filter(|k| ids.contains(&k.id))
+            .filter_map(|k| {
+                k.change(|h| {
+                    if h.cooldowns.get(model).is_some_and(|c| c.reason == CoolReason::Unknown) {
+                        h.cooldowns.remove(model);
+                    }
+                })
+                .map(|h| (k.id, h))
+            })
+            .collect()
+    }
+
+    /// How many keys are in rotation (active, cooling or not).
+    pub fn active_count(&self) -> usize {
+        self.snapshot().iter().filter(|k| k.read(|h| h.state == KeyState::Active)).count()
+    }
+
     /// Round-robin: the next key after the cursor that is active, not cooling for `model`, and not
     /// in `tried`.
     pub fn pick(&self, model: &str, now: DateTime<Utc>, tried: &[i64]) -> Result<Arc<KeyEntry>, NoKey> {
@@ -212,7 +320,7 @@ impl KeyPool {
         let mut reopens: Option<DateTime<Utc>> = None;
         for i in 0..keys.len() {
             let key = &keys[(start + i) % keys.len()];
-            let health = key.health();
+            let health = key.health.lock();
             match health.state {
                 KeyState::Invalid => invalid += 1,
                 KeyState::Disabled => disabled += 1,
@@ -235,73 +343,6 @@ impl KeyPool {
             _ if active == 0 => NoKey::NoneUsable { invalid, disabled },
             _ => NoKey::AllTried { tried: tried.len() },
         })
-    }
-}
-
-/// Egress throttling: when Google throttles the gateway's one IP, every key answers 429 at once,
-/// with no quota detail. That is not the keys' fault, so it must not become N cooldowns.
-///
-/// The rule: a bare 429 (no QuotaFailure, no RetryInfo) is remembered for `THROTTLE_WINDOW` per
-/// model. When the distinct keys that answered one for a model in that window are at least two
-/// and more than half of the active keys, the gateway backs off for that model as a whole, once,
-/// for `min(keys.cooldown_secs, THROTTLE_MAX_BACKOFF)`, and the cooldowns those bare 429s gave
-/// the keys are lifted.
-pub const THROTTLE_WINDOW: chrono::Duration = chrono::Duration::seconds(10);
-pub const THROTTLE_MAX_BACKOFF: chrono::Duration = chrono::Duration::seconds(10);
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ThrottleVerdict {
-    /// Treat as this key's own rate limit.
-    KeyCooldown,
-    /// Gateway-wide throttling: back off the model until `until`, lift these keys' cooldowns.
-    Backoff { until: DateTime<Utc>, release: Vec<i64> },
-}
-
-#[derive(Debug, Default)]
-struct ModelThrottle {
-    recent: Vec<(i64, DateTime<Utc>)>,
-    backoff_until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Default)]
-pub struct Throttle {
-    models: RwLock<BTreeMap<String, ModelThrottle>>,
-    /// Latest backoff end of any model (ms), so the per-request check needs no lock when clear.
-    any_until_ms: std::sync::atomic::AtomicI64,
-}
-
-impl Throttle {
-    /// Records a bare 429 from `key` for `model`; `active` is the number of active keys.
-    pub fn observe(
-        &self,
-        model: &str,
-        key: i64,
-        now: DateTime<Utc>,
-        active: usize,
-        backoff: chrono::Duration,
-    ) -> ThrottleVerdict {
-        let mut models = self.models.write();
-        let t = models.entry(model.to_string()).or_default();
-        t.recent.retain(|(k, at)| *k != key && now - *at < THROTTLE_WINDOW);
-        t.recent.push((key, now));
-        let distinct = t.recent.len();
-        if distinct >= 2 && distinct * 2 > active {
-            let until = now + backoff.min(THROTTLE_MAX_BACKOFF);
-            t.backoff_until = Some(until);
-            let release = t.recent.drain(..).map(|(k, _)| k).collect();
-            self.any_until_ms.fetch_max(until.timestamp_millis(), Ordering::Relaxed);
-            return ThrottleVerdict::Backoff { until, release };
-        }
-        ThrottleVerdict::KeyCooldown
-    }
-
-    /// When the gateway is backing off `model`, until when.
-    pub fn backoff_until(&self, model: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if self.any_until_ms.load(Ordering::Relaxed) <= now.timestamp_millis() {
-            return None;
-        }
-        let models = self.models.read();
-        models.get(model).and_then(|t| t.backoff_until).filter(|u| *u > now)
     }
 }
 
@@ -339,7 +380,7 @@ mod tests {
             quota_detail: true,
             zero_quota: false,
         });
-        assert!(k1.health().apply(&cool, "flash", now(), 3));
+        assert!(p.report(&k1, "flash", &cool, now(), 3).is_some());
         for _ in 0..10 {
             assert_eq!(p.pick("flash", now(), &[]).unwrap().id, 2);
         }
@@ -365,65 +406,66 @@ mod tests {
                 quota_detail: true,
                 zero_quota: false,
             };
-            k.health().apply(&Outcome::RateLimited(c), "m", now(), 3);
+            p.report(k, "m", &Outcome::RateLimited(c), now(), 3);
         }
         assert_eq!(p.pick("m", now(), &[]).unwrap_err(), NoKey::AllCooling { reopens: until });
-        p.get(1).unwrap().health().apply(&Outcome::InvalidKey("bad".into()), "m", now(), 3);
-        p.get(2).unwrap().health().state = KeyState::Disabled;
+        p.report(&p.get(1).unwrap(), "m", &Outcome::InvalidKey("bad".into()), now(), 3);
+        p.disable(&p.get(2).unwrap());
         assert_eq!(p.pick("x", now(), &[]).unwrap_err(), NoKey::NoneUsable { invalid: 1, disabled: 1 });
         assert_eq!(pool(0).pick("m", now(), &[]).unwrap_err(), NoKey::Empty);
     }
 
     #[test]
     fn transient_failures_invalidate_only_in_a_row() {
-        let mut h = Health::default();
+        let p = pool(1);
+        let k = p.get(1).unwrap();
         let t = Outcome::Transient("503".into());
-        h.apply(&t, "m", now(), 3);
-        h.apply(&t, "m", now(), 3);
-        h.apply(&Outcome::Success, "m", now(), 3);
-        assert_eq!((h.state, h.failures), (KeyState::Active, 0));
+        p.report(&k, "m", &t, now(), 3);
+        p.report(&k, "m", &t, now(), 3);
+        p.report(&k, "m", &Outcome::Success, now(), 3);
+        assert_eq!((k.health().state(), k.health().failures()), (KeyState::Active, 0));
         for _ in 0..3 {
-            h.apply(&t, "m", now(), 3);
+            p.report(&k, "m", &t, now(), 3);
         }
-        assert_eq!(h.state, KeyState::Invalid);
-        assert!(!h.apply(&Outcome::Client, "m", now(), 3));
-        h.restore();
-        assert_eq!((h.state, h.failures), (KeyState::Active, 0));
+        assert_eq!(k.health().state(), KeyState::Invalid);
+        assert!(p.report(&k, "m", &Outcome::Client, now(), 3).is_none());
+        assert!(p.restore(&k).is_some());
+        assert_eq!((k.health().state(), k.health().failures()), (KeyState::Active, 0));
     }
 
     #[test]
-    fn throttling_needs_most_active_keys_within_the_window() {
-        let t = Throttle::default();
-        let backoff = chrono::Duration::seconds(60);
-        // Four active keys: two bare 429s are half, not most.
-        assert_eq!(t.observe("m", 1, now(), 4, backoff), ThrottleVerdict::KeyCooldown);
-        assert_eq!(
-            t.observe("m", 1, now(), 4, backoff),
-            ThrottleVerdict::KeyCooldown,
-            "the same key twice counts once"
-        );
-        assert_eq!(t.observe("m", 2, now(), 4, backoff), ThrottleVerdict::KeyCooldown);
-        assert_eq!(t.observe("other", 3, now(), 4, backoff), ThrottleVerdict::KeyCooldown, "per model");
-        let verdict = t.observe("m", 3, now() + Duration::seconds(1), 4, backoff);
-        let until = now() + Duration::seconds(11);
-        assert_eq!(verdict, ThrottleVerdict::Backoff { until, release: vec![1, 2, 3] });
-        assert_eq!(t.backoff_until("m", now() + Duration::seconds(5)), Some(until));
-        assert_eq!(t.backoff_until("other", now()), None);
-        assert_eq!(t.backoff_until("m", until), None);
-        // Outside the window, old 429s are forgotten.
-        let t = Throttle::default();
-        t.observe("m", 1, now(), 3, backoff);
-        assert_eq!(t.observe("m", 2, now() + Duration::seconds(11), 3, backoff), ThrottleVerdict::KeyCooldown);
-        // One key alone is never throttling, whatever the pool size.
-        assert_eq!(Throttle::default().observe("m", 1, now(), 1, backoff), ThrottleVerdict::KeyCooldown);
+    fn operator_changes_and_lifting_bare_cooldowns() {
+        let p = pool(2);
+        let (k1, k2) = (p.get(1).unwrap(), p.get(2).unwrap());
+        assert!(p.disable(&k1).is_some());
+        assert!(p.disable(&k1).is_none(), "no change, nothing to persist");
+        assert_eq!(p.active_count(), 1);
+        p.report(&k1, "m", &Outcome::Transient("x".into()), now(), 3);
+        assert_eq!(k1.health().state(), KeyState::Disabled, "failures never revive a disabled key");
+        assert_eq!(p.enable(&k1).map(|h| (h.state(), h.failures())), Some((KeyState::Active, 0)));
+        let bare = Cooldown {
+            until: now() + Duration::seconds(9),
+            reason: CoolReason::Unknown,
+            quota_detail: false,
+            zero_quota: false,
+        };
+        let rpm = Cooldown { reason: CoolReason::Rpm, quota_detail: true, ..bare.clone() };
+        p.report(&k1, "m", &Outcome::RateLimited(bare), now(), 3);
+        p.report(&k2, "m", &Outcome::RateLimited(rpm), now(), 3);
+        let lifted = p.lift_bare_cooldowns(&[1, 2], "m");
+        assert_eq!(lifted.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1], "a quota cooldown stays");
+        assert!(k2.health().cooling_until("m", now()).is_some());
+        assert!(p.reset(&k2).is_some());
+        assert!(k2.health().cooldowns().is_empty());
     }
 
     #[test]
     fn client_errors_never_count() {
-        let mut h = Health::default();
+        let p = pool(1);
+        let k = p.get(1).unwrap();
         for _ in 0..10 {
-            assert!(!h.apply(&Outcome::Client, "m", now(), 1));
+            assert!(p.report(&k, "m", &Outcome::Client, now(), 1).is_none());
         }
-        assert_eq!(h, Health::default());
+        assert_eq!(k.health(), Health::default());
     }
 }

@@ -17,6 +17,7 @@ pub mod server;
 pub mod sse;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod upstream;
 pub mod usage;
 pub mod verify;

@@ -56,7 +56,7 @@ pub struct State {
     /// Flips to true when shutdown begins, so endless streams (`logs -f`) end.
     pub stopping: watch::Sender<bool>,
     /// Gateway-wide backoff when Google throttles the egress IP.
-    pub throttle: crate::keypool::Throttle,
+    pub throttle: crate::throttle::Throttle,
     /// Signalled when a runtime setting changes, so scheduled jobs pick up new schedules.
     pub settings_changed: tokio::sync::Notify,
     /// The upstream model list, cached briefly for `GET /v1/models` (fetched at, list).

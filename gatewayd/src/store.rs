@@ -166,12 +166,11 @@ impl Store {
         let mut keys = Vec::new();
         for row in rows {
             let (id, key, state, failures, last_error) = row?;
-            let health = Health {
-                state: KeyState::parse(&state),
-                failures,
-                cooldowns: cooldowns.remove(&id).unwrap_or_default(),
-                last_error,
-            };
+            let state = KeyState::parse(&state).unwrap_or_else(|| {
+                tracing::warn!("key #{id} has unknown stored state {state:?}; treating it as active");
+                KeyState::Active
+            });
+            let health = Health::restored(state, failures, cooldowns.remove(&id).unwrap_or_default(), last_error);
             keys.push(KeyRow { id, key, health });
         }
         Ok(keys)
@@ -227,10 +226,10 @@ impl Store {
         for (id, h) in updates {
             tx.execute(
                 "UPDATE keys SET state = ?2, failures = ?3, last_error = ?4, updated_at = ?5 WHERE id = ?1",
-                params![id, h.state.as_str(), h.failures, h.last_error, ms(now)],
+                params![id, h.state().as_str(), h.failures(), h.last_error(), ms(now)],
             )?;
             tx.execute("DELETE FROM key_cooldowns WHERE key_id = ?1", [id])?;
-            for (model, cd) in &h.cooldowns {
+            for (model, cd) in h.cooldowns() {
                 tx.execute(
                     "INSERT INTO key_cooldowns (key_id, model, until, reason) SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM keys WHERE id = ?1)",
                     params![id, model, ms(cd.until), cd.reason.as_str()],
@@ -524,9 +523,8 @@ mod tests {
         let (_d, s) = store();
         let now = from_ms(ms(Utc::now()));
         let (added, _) = s.add_keys(&["k-one-1234".to_string()], false, now).unwrap();
-        let mut h =
-            Health { state: KeyState::Invalid, failures: 2, last_error: Some("503".into()), ..Health::default() };
-        h.cooldowns.insert("m".into(), ModelCooldown { until: now, reason: CoolReason::Rpd });
+        let cooldowns = [("m".to_string(), ModelCooldown { until: now, reason: CoolReason::Rpd })].into();
+        let h = Health::restored(KeyState::Invalid, 2, cooldowns, Some("503".into()));
         s.save_health(&[(added[0].id, h.clone())], now).unwrap();
         assert_eq!(s.load_keys().unwrap()[0].health, h);
     }

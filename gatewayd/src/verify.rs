@@ -88,13 +88,7 @@ async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
     };
     let model = call.model.as_deref().unwrap_or("*");
     if ok {
-        let restored = {
-            let mut h = key.health();
-            let before = h.clone();
-            h.restore();
-            (*h != before).then(|| h.clone())
-        };
-        if let Some(h) = restored {
+        if let Some(h) = state.pool.restore(key) {
             tracing::info!(key = %key.secret, "key verified: back in rotation");
             state.logbook.health(key.id, h);
         }

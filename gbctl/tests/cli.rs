@@ -152,9 +152,9 @@ async fn keys_add_list_disable_enable_reset_remove() {
     assert_eq!(v.as_array().unwrap().len(), 2);
     let disabled = gbctl(&gw, &["-o", "json", "keys", "list", "--state", "disabled"]).await.json();
     assert_eq!(disabled.as_array().unwrap().len(), 2);
-    assert_eq!(gw.health(&key(1)).state, gatewayd::keypool::KeyState::Disabled);
+    assert_eq!(gw.health(&key(1)).state(), gatewayd::keypool::KeyState::Disabled);
     assert_eq!(gbctl(&gw, &["keys", "enable", "1"]).await.code, 0);
-    assert_eq!(gw.health(&key(1)).state, gatewayd::keypool::KeyState::Active);
+    assert_eq!(gw.health(&key(1)).state(), gatewayd::keypool::KeyState::Active);
     // An ambiguous tail is refused with the candidates listed.
     assert_eq!(gbctl(&gw, &["keys", "add", "plain-key-one-abcd", "plain-key-two-abcd"]).await.code, 0);
     let r = gbctl(&gw, &["keys", "remove", "abcd"]).await;
@@ -171,22 +171,19 @@ async fn keys_add_list_disable_enable_reset_remove() {
     // Reset clears failures and cooldowns.
     {
         let k = gw.state.pool.get(3).unwrap();
-        let mut h = k.health();
-        h.failures = 2;
-        h.cooldowns.insert(
-            "m".into(),
-            gatewayd::keypool::ModelCooldown {
-                until: gw.state.now() + chrono::Duration::hours(1),
-                reason: gatewayd::outcome::CoolReason::Rpm,
-            },
-        );
+        let failure = gatewayd::outcome::Outcome::Transient("503 test".into());
+        for _ in 0..2 {
+            gw.state.pool.report(&k, "m", &failure, gw.state.now(), 3);
+        }
+        gw.cool(3, "m", gw.state.now() + chrono::Duration::hours(1));
+        assert_eq!(gw.health(&key(3)).failures(), 2);
     }
     let cooling = gbctl(&gw, &["-o", "json", "keys", "list", "--state", "cooling"]).await.json();
     assert_eq!(cooling[0]["cooldowns"][0]["reason"], "rpm");
     assert!(cooling[0]["cooling_until"].as_str().unwrap().ends_with('Z'));
     assert_eq!(gbctl(&gw, &["keys", "reset", "3"]).await.code, 0);
-    assert_eq!(gw.health(&key(3)).failures, 0);
-    assert!(gw.health(&key(3)).cooldowns.is_empty());
+    assert_eq!(gw.health(&key(3)).failures(), 0);
+    assert!(gw.health(&key(3)).cooldowns().is_empty());
     // Remove; the removed key stays removed across a restart.
     let r = gbctl(&gw, &["keys", "remove", "Key5"]).await;
     assert_eq!(r.code, 0);
@@ -210,7 +207,7 @@ async fn keys_verify_reports_and_updates_state() {
     assert_eq!((rows[0]["ok"].as_bool(), rows[0]["status"].as_u64()), (Some(true), Some(200)));
     assert_eq!((rows[1]["ok"].as_bool(), rows[1]["status"].as_u64()), (Some(false), Some(400)));
     assert!(rows[1]["error"].as_str().unwrap().contains("API key not valid"));
-    assert_eq!(gw.health(&key(2)).state, gatewayd::keypool::KeyState::Invalid);
+    assert_eq!(gw.health(&key(2)).state(), gatewayd::keypool::KeyState::Invalid);
     // The probe is the free model GET with the pooled key in the header.
     let probe = fake.requests().into_iter().find(|r| r.method == "GET").unwrap();
     assert_eq!(probe.path, "/v1beta/models/gemini-2.5-flash-lite");
@@ -219,7 +216,7 @@ async fn keys_verify_reports_and_updates_state() {
     let r = gbctl(&gw, &["keys", "verify", "--invalid"]).await;
     assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
     assert!(r.stdout.contains("1 verified, 1 ok, 0 failed"), "{}", r.stdout);
-    assert_eq!(gw.health(&key(2)).state, gatewayd::keypool::KeyState::Active);
+    assert_eq!(gw.health(&key(2)).state(), gatewayd::keypool::KeyState::Active);
     assert_eq!(gbctl(&gw, &["keys", "verify", "Key1"]).await.code, 0);
     gw.stop().await;
 }
@@ -250,7 +247,8 @@ async fn settings_change_behaviour_with_no_restart() {
     let r = gbctl(&gw, &["settings", "set", "keys.max_retries", "2"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("runtime"));
-    gw.state.pool.get(1).unwrap().health().failures = 0;
+    let k1 = gw.state.pool.get(1).unwrap();
+    gw.state.pool.reset(&k1);
     for _ in 0..4 {
         assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
     }

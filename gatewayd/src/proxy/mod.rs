@@ -320,34 +320,24 @@ async fn first_bytes(body: &mut Incoming, deadline: Instant) -> Result<Option<By
 /// A bare 429 may be Google throttling the gateway's IP rather than this key: ask the throttle
 /// tracker. On a gateway-wide backoff the bare-429 cooldowns of the keys involved are lifted.
 fn egress_throttled(state: &State, key: &KeyEntry, model: &str, cfg: &crate::config::Config) -> bool {
+    use crate::throttle::{THROTTLE_WINDOW, ThrottleVerdict};
     let now = state.now();
-    let keys = state.pool.snapshot();
-    let active = keys.iter().filter(|k| k.health().state == crate::keypool::KeyState::Active).count();
+    let active = state.pool.active_count();
     let backoff = chrono::Duration::seconds(cfg.keys.cooldown_secs as i64);
     match state.throttle.observe(model, key.id, now, active, backoff) {
-        crate::keypool::ThrottleVerdict::KeyCooldown => false,
-        crate::keypool::ThrottleVerdict::Backoff { until, release } => {
+        ThrottleVerdict::KeyCooldown => false,
+        ThrottleVerdict::Backoff { until, release } => {
             tracing::warn!(
                 model,
                 keys = release.len(),
                 active,
                 "egress throttling suspected: most active keys answered 429 without quota detail within {} s; \
                  backing off the whole gateway for this model until {} instead of cooling each key",
-                crate::keypool::THROTTLE_WINDOW.num_seconds(),
+                THROTTLE_WINDOW.num_seconds(),
                 until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
-            for k in keys.iter().filter(|k| release.contains(&k.id)) {
-                let lifted = {
-                    let mut h = k.health();
-                    let bare = h.cooldowns.get(model).is_some_and(|c| c.reason == crate::outcome::CoolReason::Unknown);
-                    if bare {
-                        h.cooldowns.remove(model);
-                    }
-                    bare.then(|| h.clone())
-                };
-                if let Some(h) = lifted {
-                    state.logbook.health(k.id, h);
-                }
+            for (id, h) in state.pool.lift_bare_cooldowns(&release, model) {
+                state.logbook.health(id, h);
             }
             true
         }
@@ -421,18 +411,15 @@ fn attempt_record(
 /// Applies an outcome to the key; persists the key's health only when it changed.
 pub fn report(state: &State, key: &KeyEntry, model: &str, outcome: &Outcome) {
     let max_failures = state.config.load().keys.max_failures;
-    let changed = {
-        let mut h = key.health();
-        h.apply(outcome, model, state.now(), max_failures).then(|| h.clone())
-    };
+    let changed = state.pool.report(key, model, outcome, state.now(), max_failures);
     if let Outcome::RateLimited(c) = outcome
         && c.zero_quota
     {
         tracing::warn!(key = %key.secret, model, "quotaValue 0: this key has no quota for the model; resting it for a day");
     }
     if let Some(h) = changed {
-        if h.state != crate::keypool::KeyState::Active || !h.cooldowns.is_empty() {
-            tracing::info!(key = %key.secret, state = h.display_state(state.now()), last_error = ?h.last_error, "key health changed");
+        if h.state() != crate::keypool::KeyState::Active || !h.cooldowns().is_empty() {
+            tracing::info!(key = %key.secret, state = h.display_state(state.now()), last_error = ?h.last_error(), "key health changed");
         }
         state.logbook.health(key.id, h);
     }

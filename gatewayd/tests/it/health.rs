@@ -51,7 +51,7 @@ async fn a_per_day_quota_keeps_the_key_out_until_pacific_midnight() {
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1), key(2)]).clock(clock.clone()).start().await;
     assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
     let h = gw.health(&key(1));
-    let cooldown = h.cooldowns["gemini-2.5-flash"].clone();
+    let cooldown = h.cooldowns()["gemini-2.5-flash"].clone();
     assert_eq!(cooldown.reason, gatewayd::outcome::CoolReason::Rpd);
     assert_eq!(cooldown.until, gatewayd::outcome::next_pacific_midnight(gw.state.now()), "not the 20 s retry delay");
     // One second before Pacific midnight it is still out...
@@ -81,7 +81,7 @@ async fn a_503_storm_does_not_invalidate_keys_that_then_succeed() {
     assert_eq!(statuses.last(), Some(&200));
     for k in [key(1), key(2)] {
         let h = gw.health(&k);
-        assert_eq!((h.state, h.failures), (KeyState::Active, 0), "{k}");
+        assert_eq!((h.state(), h.failures()), (KeyState::Active, 0), "{k}");
     }
     gw.stop().await;
 }
@@ -155,7 +155,7 @@ async fn egress_throttling_backs_off_the_gateway_not_each_key() {
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("throttling this gateway"));
     assert_eq!(fake.requests().len(), 3, "three of four keys answering 429 at once is enough");
     for k in &keys {
-        assert!(gw.health(k).cooldowns.is_empty(), "no per-key cooldown for {k}");
+        assert!(gw.health(k).cooldowns().is_empty(), "no per-key cooldown for {k}");
     }
     let rows = gw.logged_requests(1).await;
     assert!(rows[0].record.trail().ends_with("429 throttled"), "{}", rows[0].record.trail());
@@ -185,7 +185,7 @@ async fn a_bare_429_on_one_key_still_cools_that_key() {
         .await;
     assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
     let h = gw.health(&key(1));
-    let c = &h.cooldowns["gemini-2.5-flash"];
+    let c = &h.cooldowns()["gemini-2.5-flash"];
     assert_eq!(c.reason, gatewayd::outcome::CoolReason::Unknown);
     let left = (c.until - gw.state.now()).num_seconds();
     assert!((43..=45).contains(&left), "keys.cooldown_secs when upstream names no delay: {left}");
@@ -198,18 +198,18 @@ async fn the_verify_job_restores_a_fixed_key_and_reschedules_without_restart() {
     let gw =
         Gateway::builder(&fake.base_url()).keys(&[key(1), key(2)]).set("keys.verify_schedule", "\"\"").start().await;
     assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
-    assert_eq!(gw.health(&key(1)).state, KeyState::Invalid);
+    assert_eq!(gw.health(&key(1)).state(), KeyState::Invalid);
     fake.set(&key(1), Script::Ok);
     // Every second, set at runtime: the job picks the new schedule up at once.
     set_setting(&gw, "keys.verify_schedule", "\"* * * * * *\"").await;
-    eventually("the verify job restores the key", || gw.health(&key(1)).state == KeyState::Active).await;
+    eventually("the verify job restores the key", || gw.health(&key(1)).state() == KeyState::Active).await;
     let h = gw.health(&key(1));
-    assert_eq!(h.failures, 0);
+    assert_eq!(h.failures(), 0);
     let probe =
         fake.requests().into_iter().find(|r| r.method == "GET" && r.key.as_deref() == Some(key(1).as_str())).unwrap();
     assert_eq!(probe.path, "/v1beta/models/gemini-2.5-flash-lite", "the free model probe");
     // With verify_generate, the probe is a 1-token generateContent.
-    gw.state.pool.get(1).unwrap().health().state = KeyState::Invalid;
+    gw.invalidate(1);
     set_setting(&gw, "keys.verify_generate", "true").await;
     eventually("a generate probe", || {
         fake.requests().iter().any(|r| r.path == "/v1beta/models/gemini-2.5-flash-lite:generateContent")
@@ -228,18 +228,14 @@ async fn verification_covers_invalid_and_cooled_down_keys_only() {
         FakeGemini::new().key(&key(1), Script::Ok).key(&key(2), Script::Ok).key(&key(3), Script::Ok).start().await;
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1), key(2), key(3)]).clock(clock.clone()).start().await;
     let now = gw.state.now();
-    let cool = |secs| gatewayd::keypool::ModelCooldown {
-        until: now + chrono::Duration::seconds(secs),
-        reason: gatewayd::outcome::CoolReason::Rpm,
-    };
-    gw.state.pool.get(1).unwrap().health().cooldowns.insert("m".into(), cool(5));
-    gw.state.pool.get(2).unwrap().health().cooldowns.insert("m".into(), cool(600));
-    gw.state.pool.get(3).unwrap().health().state = KeyState::Invalid;
+    gw.cool(1, "m", now + chrono::Duration::seconds(5));
+    gw.cool(2, "m", now + chrono::Duration::seconds(600));
+    gw.invalidate(3);
     assert_eq!(gatewayd::jobs::reverify(&gw.state).await, (1, 1), "only the invalid key is due now");
     clock.advance(chrono::Duration::seconds(6));
     assert_eq!(gatewayd::jobs::reverify(&gw.state).await, (1, 1), "then the key whose cooldown ended");
-    assert!(gw.health(&key(1)).cooldowns.is_empty());
-    assert!(!gw.health(&key(2)).cooldowns.is_empty(), "a key still cooling is left alone");
+    assert!(gw.health(&key(1)).cooldowns().is_empty());
+    assert!(!gw.health(&key(2)).cooldowns().is_empty(), "a key still cooling is left alone");
     gw.stop().await;
 }
 

@@ -108,7 +108,7 @@ async fn failing_keys_are_skipped_and_the_client_gets_200() {
     }
     // Each failing key was tried once, then set aside (cooling for this model / invalid).
     assert_eq!((fake.hits(&keys[0]), fake.hits(&keys[1]), fake.hits(&keys[2])), (1, 1, 6));
-    assert_eq!(gw.health(&keys[1]).state, gatewayd::keypool::KeyState::Invalid);
+    assert_eq!(gw.health(&keys[1]).state(), gatewayd::keypool::KeyState::Invalid);
     assert!(gw.health(&keys[0]).cooling_until("gemini-2.5-flash", gw.state.now()).is_some());
     let rows = gw.logged_requests(6).await;
     let trails: Vec<String> = rows.iter().map(|r| r.record.trail()).collect();
@@ -209,15 +209,15 @@ async fn transient_failures_invalidate_after_max_failures_in_a_row() {
         assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
     }
     let h = gw.health(&key(1));
-    assert_eq!((h.state, h.failures), (gatewayd::keypool::KeyState::Invalid, 3));
+    assert_eq!((h.state(), h.failures()), (gatewayd::keypool::KeyState::Invalid, 3));
     assert_eq!(fake.hits(&key(1)), 3);
     // Dropped connections and empty answers are transient failures too.
     let fake2 =
         FakeGemini::new().key(&key(3), Script::Drop).key(&key(4), Script::Empty).key(&key(5), Script::Ok).start().await;
     let gw2 = Gateway::builder(&fake2.base_url()).keys(&[key(3), key(4), key(5)]).start().await;
     assert_eq!(gw2.post(GENERATE, HELLO).await.status, StatusCode::OK);
-    assert_eq!(gw2.health(&key(3)).failures, 1);
-    assert_eq!(gw2.health(&key(4)).failures, 1);
+    assert_eq!(gw2.health(&key(3)).failures(), 1);
+    assert_eq!(gw2.health(&key(4)).failures(), 1);
     let rows = gw2.logged_requests(1).await;
     assert_eq!(rows[0].record.trail(), "#1 reset → #2 200 empty → #3 200");
     gw.stop().await;
@@ -414,7 +414,7 @@ async fn restart_keeps_keys_and_their_state() {
     let gw = Gateway::builder(&fake.base_url()).keys(&keys).dir(dir).start().await;
     let after: Vec<_> = [&keys[0], &keys[1]].iter().map(|k| gw.health(k)).collect();
     assert_eq!(before, after);
-    assert_eq!(after[0].state, gatewayd::keypool::KeyState::Invalid);
+    assert_eq!(after[0].state(), gatewayd::keypool::KeyState::Invalid);
     assert!(after[1].cooling_until("gemini-2.5-flash", gw.state.now()).is_some());
     assert_eq!(gw.state.pool.snapshot().len(), 2, "a removed key is not seeded again");
     gw.stop().await;
@@ -426,8 +426,8 @@ async fn forbidden_keys_become_invalid_with_the_reason_kept() {
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1), key(2)]).start().await;
     assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
     let h = gw.health(&key(1));
-    assert_eq!(h.state, gatewayd::keypool::KeyState::Invalid);
-    assert!(h.last_error.unwrap().contains("403"));
+    assert_eq!(h.state(), gatewayd::keypool::KeyState::Invalid);
+    assert!(h.last_error().unwrap().contains("403"));
     gw.stop().await;
 }
 
@@ -442,7 +442,7 @@ async fn a_success_resets_the_failure_count() {
     }
     assert_eq!(statuses, vec![503, 503, 200, 503, 503]);
     let h = gw.health(&key(1));
-    assert_eq!((h.state, h.failures), (gatewayd::keypool::KeyState::Active, 2), "never 3 in a row");
+    assert_eq!((h.state(), h.failures()), (gatewayd::keypool::KeyState::Active, 2), "never 3 in a row");
     gw.stop().await;
 }
 

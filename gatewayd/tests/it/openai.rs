@@ -120,7 +120,7 @@ async fn a_stream_failing_after_the_first_byte_ends_with_an_error_event() {
     assert_eq!(fake.hits(&key(2)), 0, "no retry once bytes were sent");
     let rows = gw.logged_requests(1).await;
     assert!(rows[0].record.error.as_deref().unwrap().contains("broke"));
-    assert_eq!(gw.health(&key(1)).failures, 1, "a broken stream counts against the key");
+    assert_eq!(gw.health(&key(1)).failures(), 1, "a broken stream counts against the key");
     gw.stop().await;
 }
 

@@ -229,9 +229,29 @@ impl Gateway {
         panic!("error log never reached {n} rows");
     }
 
+    /// Invalidates key `id` as an auth rejection would.
+    pub fn invalidate(&self, id: i64) {
+        let key = self.state.pool.get(id).expect("key in pool");
+        let outcome = gatewayd::outcome::Outcome::InvalidKey("401 test".into());
+        self.state.pool.report(&key, "*", &outcome, self.state.now(), 3);
+    }
+
+    /// Cools key `id` for `model` until `until`, as a 429 with a retry delay would.
+    pub fn cool(&self, id: i64, model: &str, until: chrono::DateTime<chrono::Utc>) {
+        let key = self.state.pool.get(id).expect("key in pool");
+        let cooldown = gatewayd::outcome::Cooldown {
+            until,
+            reason: gatewayd::outcome::CoolReason::Rpm,
+            quota_detail: true,
+            zero_quota: false,
+        };
+        let outcome = gatewayd::outcome::Outcome::RateLimited(cooldown);
+        self.state.pool.report(&key, model, &outcome, self.state.now(), 3);
+    }
+
     /// Key health as the pool sees it, by key text.
     pub fn health(&self, key: &str) -> gatewayd::keypool::Health {
-        self.state.pool.snapshot().iter().find(|k| k.secret.expose() == key).expect("key in pool").health().clone()
+        self.state.pool.snapshot().iter().find(|k| k.secret.expose() == key).expect("key in pool").health()
     }
 }
 
