@@ -191,6 +191,9 @@ pub enum NoKey {
     AllCooling { reopens: DateTime<Utc> },
     /// Every usable key was already tried for this request.
     AllTried { tried: usize },
+    /// The one key a request is pinned to is out of rotation (`invalid`, `disabled`) or gone
+    /// (`removed`).
+    Pinned { id: i64, state: &'static str },
 }
 
 impl NoKey {
@@ -205,6 +208,7 @@ impl NoKey {
                 reopens.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             NoKey::AllTried { tried } => format!("every usable API key was tried ({tried})"),
+            NoKey::Pinned { id, state } => format!("the API key #{id} this request is bound to is {state}"),
         }
     }
 }
@@ -306,6 +310,18 @@ impl KeyPool {
     /// How many keys are in rotation (active, cooling or not).
     pub fn active_count(&self) -> usize {
         self.snapshot().iter().filter(|k| k.read(|h| h.state == KeyState::Active)).count()
+    }
+
+    /// The one key `id`, when it can serve `model` now.
+    pub fn pick_pinned(&self, id: i64, model: &str, now: DateTime<Utc>) -> Result<Arc<KeyEntry>, NoKey> {
+        let key = self.get(id).ok_or(NoKey::Pinned { id, state: "removed" })?;
+        key.read(|h| match h.state {
+            KeyState::Active => {
+                h.cooling_until(model, now).map_or(Ok(()), |reopens| Err(NoKey::AllCooling { reopens }))
+            }
+            other => Err(NoKey::Pinned { id, state: other.as_str() }),
+        })?;
+        Ok(key)
     }
 
     /// Round-robin: the next key after the cursor that is active, not cooling for `model`, and not
@@ -413,6 +429,20 @@ mod tests {
         p.disable(&p.get(2).unwrap());
         assert_eq!(p.pick("x", now(), &[]).unwrap_err(), NoKey::NoneUsable { invalid: 1, disabled: 1 });
         assert_eq!(pool(0).pick("m", now(), &[]).unwrap_err(), NoKey::Empty);
+    }
+
+    #[test]
+    fn a_pinned_request_gets_its_key_or_the_reason_it_cannot() {
+        let p = pool(2);
+        assert_eq!(p.pick_pinned(2, "m", now()).unwrap().id, 2);
+        let until = now() + Duration::seconds(4);
+        let c = Cooldown { until, reason: CoolReason::Rpm, quota_detail: true, zero_quota: false };
+        p.report(&p.get(2).unwrap(), "m", &Outcome::RateLimited(c), now(), 3);
+        assert_eq!(p.pick_pinned(2, "m", now()).unwrap_err(), NoKey::AllCooling { reopens: until });
+        assert_eq!(p.pick_pinned(2, "other", now()).unwrap().id, 2, "cooling is per model");
+        p.disable(&p.get(2).unwrap());
+        assert_eq!(p.pick_pinned(2, "m", now()).unwrap_err(), NoKey::Pinned { id: 2, state: "disabled" });
+        assert_eq!(p.pick_pinned(9, "m", now()).unwrap_err(), NoKey::Pinned { id: 9, state: "removed" });
     }
 
     #[test]

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
+use crate::dialect::{gemini, openai};
 use crate::error::{ApiError, Dialect};
-use crate::proxy::{gemini, openai};
 use crate::state::State;
 
 /// A route after aliases are resolved.
@@ -51,7 +51,8 @@ fn resolve(path: &str) -> Route<'_> {
     let via_gemini_alias = native.len() != path.len();
     let v1 = path.strip_prefix("/hf").filter(|p| p.starts_with("/v1/")).unwrap_or(native);
     if let Some(rest) = v1.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
-        let is_method = matches!(gemini::parse(rest), Some(gemini::Target::Method { .. }));
+        let is_method =
+            matches!(gemini::parse(rest), Some(Ok(gemini::Target::Method { .. }) | Err(_))) && rest.contains(':');
         return match () {
             _ if is_method || via_gemini_alias => Route::Native { version: "v1", rest },
             _ if gemini::parse(rest).is_some() => Route::SharedModels { rest },
@@ -89,11 +90,11 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
         let query = parts.uri.query();
         match route {
             Route::Native { version, rest } => {
-                let target = gemini::parse(rest).ok_or_else(|| not_found(&path))?;
+                let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;
                 gemini::handle(&state, version, target, &parts.method, &parts.headers, query, body).await
             }
             Route::SharedModels { rest } if dialect == Dialect::Gemini => {
-                let target = gemini::parse(rest).ok_or_else(|| not_found(&path))?;
+                let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;
                 gemini::handle(&state, "v1", target, &parts.method, &parts.headers, query, body).await
             }
             Route::SharedModels { rest } | Route::OpenAi { rest } => {

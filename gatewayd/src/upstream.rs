@@ -1,6 +1,7 @@
 //! The one outbound HTTP client (rustls, HTTP/2 via ALPN, pooled connections), optionally through
-//! an HTTP CONNECT or SOCKS5 proxy, with the timeouts the legacy client lacks. The client is rebuilt
-//! when a hot setting it depends on (connect timeout, proxy) changes.
+//! an HTTP CONNECT or SOCKS5 proxy, with the timeouts the legacy client lacks, and the request it
+//! sends (`Outgoing`: what a route wants sent, with a key placed on it per attempt). The client is
+//! rebuilt when a hot setting it depends on (connect timeout, proxy) changes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +13,8 @@ use std::time::Duration;
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -22,10 +23,96 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::body::BoxError;
+use crate::body::{Body, BoxError};
 use crate::config::UpstreamConfig;
 
-pub type HttpsClient = Client<hyper_rustls::HttpsConnector<Outbound>, Full<Bytes>>;
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<Outbound>, Body>;
+
+/// Where the pooled key goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPlacement {
+    /// `x-goog-api-key` (Gemini API).
+    GoogHeader,
+    /// `Authorization: Bearer` (Google's OpenAI-compatible surface).
+    Bearer,
+}
+
+/// A request body for upstream: bytes that can be sent again on another key, or a client's body
+/// relayed as it arrives, which can be sent once only.
+pub enum OutBody {
+    Bytes(Bytes),
+    Once(parking_lot::Mutex<Option<Body>>),
+}
+
+impl OutBody {
+    pub fn once(body: Body) -> Self {
+        OutBody::Once(parking_lot::Mutex::new(Some(body)))
+    }
+
+    /// Whether another attempt could send this body again.
+    pub fn replayable(&self) -> bool {
+        matches!(self, OutBody::Bytes(_))
+    }
+
+    /// The bytes, when they are held (for the error log); a streamed body is not.
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match self {
+            OutBody::Bytes(b) => Some(b),
+            OutBody::Once(_) => None,
+        }
+    }
+
+    fn take(&self) -> Option<Body> {
+        match self {
+            OutBody::Bytes(b) => Some(crate::body::full(b.clone())),
+            OutBody::Once(slot) => slot.lock().take(),
+        }
+    }
+}
+
+/// What a route sends upstream, before a key is placed on it.
+pub struct Outgoing {
+    pub method: Method,
+    /// Upstream path and query, built only from checked parts, e.g.
+    /// `/v1beta/models/gemini-2.5-flash:generateContent?alt=sse`.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: OutBody,
+    pub placement: KeyPlacement,
+}
+
+/// A request that could not be built: the gateway's own fault, charged to no key, and never
+/// replaced by another URI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("the upstream URI {0:?} is not valid")]
+    Uri(String),
+    #[error("the API key cannot be sent in a header")]
+    Key,
+    #[error("the request body was already sent once and cannot be sent again")]
+    BodySpent,
+}
+
+impl Outgoing {
+    /// The request for one attempt, with `key` placed as the route asks.
+    pub fn request(&self, base_url: &str, key: &str) -> Result<Request<Body>, BuildError> {
+        let uri = format!("{}{}", base_url.trim_end_matches('/'), self.path_and_query);
+        let uri: Uri = uri.parse().map_err(|_| BuildError::Uri(shared::redact_keys_in(&self.path_and_query)))?;
+        let (name, value) = match self.placement {
+            KeyPlacement::GoogHeader => (HeaderName::from_static("x-goog-api-key"), HeaderValue::from_str(key)),
+            KeyPlacement::Bearer => (http::header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {key}"))),
+        };
+        let mut value = value.map_err(|_| BuildError::Key)?;
+        value.set_sensitive(true);
+        let body = self.body.take().ok_or(BuildError::BodySpent)?;
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = self.headers.clone();
+        req.headers_mut().insert(name, value);
+        Ok(req)
+    }
+}
 
 /// Why an attempt produced no HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +230,7 @@ impl Upstream {
     pub async fn send(
         &self,
         cfg: &UpstreamConfig,
-        req: Request<Full<Bytes>>,
+        req: Request<Body>,
         deadline: Instant,
     ) -> Result<Response<Incoming>, TransportError> {
         let client = self.client(cfg);
@@ -222,6 +309,31 @@ fn strip_userinfo(uri: &Uri) -> Result<Uri, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_carry_the_key_in_a_header_and_never_fall_back() {
+        let out = Outgoing {
+            method: Method::POST,
+            path_and_query: "/v1beta/models/m:generateContent?alt=sse".into(),
+            headers: HeaderMap::new(),
+            body: OutBody::Bytes(Bytes::from_static(b"{}")),
+            placement: KeyPlacement::GoogHeader,
+        };
+        let req = out.request("http://up.example/", "k-1").unwrap();
+        assert_eq!(req.uri(), "http://up.example/v1beta/models/m:generateContent?alt=sse");
+        assert_eq!(req.headers()["x-goog-api-key"], "k-1");
+        assert!(req.headers()["x-goog-api-key"].is_sensitive());
+        let bearer = Outgoing { placement: KeyPlacement::Bearer, ..out };
+        assert_eq!(bearer.request("http://up.example", "k-2").unwrap().headers()["authorization"], "Bearer k-2");
+        let bad = Outgoing { path_and_query: "/v1beta/models/a b:x".into(), ..bearer };
+        assert!(matches!(bad.request("http://up.example", "k"), Err(BuildError::Uri(_))));
+        let newline = Outgoing { path_and_query: "/ok".into(), ..bad };
+        assert_eq!(newline.request("http://up.example", "k\n").unwrap_err(), BuildError::Key);
+        let once = Outgoing { body: OutBody::once(crate::body::full("x")), ..newline };
+        assert!(!once.body.replayable());
+        assert!(once.request("http://up.example", "k").is_ok());
+        assert_eq!(once.request("http://up.example", "k").unwrap_err(), BuildError::BodySpent);
+    }
 
     #[test]
     fn proxies_build() {

@@ -11,9 +11,9 @@ use tokio::time::Instant;
 
 use crate::keypool::KeyEntry;
 use crate::outcome::{self, Outcome};
-use crate::proxy::{Call, KeyPlacement, build_request, report};
+use crate::proxy::report;
 use crate::state::State;
-use crate::upstream;
+use crate::upstream::{self, KeyPlacement, OutBody, Outgoing};
 
 /// At most this many probes run at once, so a verify of hundreds of keys does not look like a
 /// burst to Google.
@@ -35,7 +35,8 @@ pub async fn verify_keys(state: &Arc<State>, keys: Vec<Arc<KeyEntry>>) -> Vec<Ve
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-fn probe(state: &State) -> Call {
+/// The probe request and the model it is about.
+fn probe(state: &State) -> (Outgoing, String) {
     let cfg = state.config.load();
     let model = cfg.keys.verify_model.trim_start_matches("models/").to_string();
     let mut headers = HeaderMap::new();
@@ -46,31 +47,33 @@ fn probe(state: &State) -> Call {
     } else {
         (Method::GET, format!("/v1beta/models/{model}"), Bytes::new())
     };
-    Call {
-        route: "verify".into(),
-        model: Some(model),
+    let out = Outgoing {
         method,
         path_and_query: path,
         headers,
-        body,
-        stream: false,
-        check_empty: false,
+        body: OutBody::Bytes(body),
         placement: KeyPlacement::GoogHeader,
-    }
+    };
+    (out, model)
 }
 
 async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
     let cfg = state.config.load();
-    let call = probe(state);
+    let (out, model) = probe(state);
     let started = Instant::now();
     let deadline = started + std::time::Duration::from_secs(cfg.upstream.timeout_secs.min(60));
-    let request = build_request(&cfg.upstream.base_url, &call, key.secret.expose());
-    let answer = match state.upstream.send(&cfg.upstream, request, deadline).await {
-        Ok(res) => {
-            let status = res.status();
-            upstream::read_body(res.into_body(), deadline, 1 << 20).await.map(|b| (status, b))
-        }
-        Err(e) => Err(e),
+    let answer = match out.request(&cfg.upstream.base_url, key.secret.expose()) {
+        Err(e) => Err(e.to_string()),
+        Ok(request) => match state.upstream.send(&cfg.upstream, request, deadline).await {
+            Ok(res) => {
+                let status = res.status();
+                upstream::read_body(res.into_body(), deadline, 1 << 20)
+                    .await
+                    .map(|b| (status, b))
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        },
     };
     let latency_ms = started.elapsed().as_millis() as u64;
     let (status, outcome) = match &answer {
@@ -78,22 +81,21 @@ async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
         Ok((status, body)) => {
             (Some(status.as_u16()), outcome::classify(status.as_u16(), body, state.now(), cfg.keys.cooldown_secs))
         }
-        Err(e) => (None, Outcome::Transient(e.to_string())),
+        Err(e) => (None, Outcome::Transient(e.clone())),
     };
     let ok = outcome == Outcome::Success;
     let error = match (&answer, ok) {
         (_, true) => None,
         (Ok((status, body)), false) => Some(upstream_message(status.as_u16(), body)),
-        (Err(e), false) => Some(e.to_string()),
+        (Err(e), false) => Some(e.clone()),
     };
-    let model = call.model.as_deref().unwrap_or("*");
     if ok {
         if let Some(h) = state.pool.restore(key) {
             tracing::info!(key = %key.secret, "key verified: back in rotation");
             state.logbook.health(key.id, h);
         }
     } else {
-        report(state, key, model, &outcome);
+        report(state, key, &model, &outcome);
     }
     VerifyResult { id: key.id, key: shared::redact(key.secret.expose()), ok, status, latency_ms, error }
 }

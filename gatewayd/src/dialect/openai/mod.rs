@@ -11,18 +11,21 @@ use std::time::Duration;
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use self::convert::{ChunkTranslator, Options};
-use super::gemini::{is_hidden, whole_response};
-use super::{Call, Delivered, KeyPlacement, Passthrough, Relay, StreamEnd, Transform, dispatch, forwarded_headers};
+use super::gemini::whole_response;
 use crate::auth::strip_key_param;
 use crate::body::{Body, full};
-use crate::error::ApiError;
+use crate::config::Config;
+use crate::error::{ApiError, Dialect};
+use crate::models::{self, ModelName};
+use crate::proxy::{self, KeyChoice, Passthrough, Plan, Render, Served, Transform, forwarded_headers};
 use crate::sse::{self, SseParser};
 use crate::state::State;
+use crate::upstream::{KeyPlacement, OutBody, Outgoing};
 use crate::usage::{Usage, usage_of};
 
 /// Images fetched for `image_url` are bounded in size, and in time by this or
@@ -48,7 +51,7 @@ pub async fn handle(
             Ok(json_ok(&convert::models_list(&list, &cfg.models.hidden, &cfg.models.search_models)))
         }
         (&Method::GET, r) if r.starts_with("/models/") => {
-            let id = convert::model_name(&r["/models/".len()..]).to_string();
+            let id = r["/models/".len()..].strip_prefix("models/").unwrap_or(&r["/models/".len()..]).to_string();
             let list = upstream_models(state).await?;
             let cfg = state.config.load();
             let all = convert::models_list(&list, &cfg.models.hidden, &cfg.models.search_models);
@@ -90,49 +93,74 @@ async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Re
         images: Some(&images),
     };
     let chat = convert::chat_request(&req, &opts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    refuse_hidden(state, &chat.upstream_model, &chat.model)?;
+    refuse_hidden(&cfg, &chat.upstream_model, &chat.model)?;
     let method = if chat.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
-    let call = gemini_call("chat.completions", &chat.upstream_model, method, headers, &chat.body, chat.stream);
-    let (result, attempts) = dispatch(state, &call).await;
-    match result {
-        Err(e) => Err(attempts.failed(state, &call, e)),
-        Ok(Delivered::Whole { body, .. }) => {
-            let gemini: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            attempts.finish(state, &call, StatusCode::OK, usage_of(&gemini), None);
-            Ok(json_ok(&convert::chat_response(&gemini, &chat.model, created())))
-        }
-        Ok(Delivered::Stream { response, first, key, deadline }) => {
-            let translate = Translate::new(ChunkTranslator::new(&chat.model, created(), chat.include_usage));
-            let end = StreamEnd { state: state.clone(), call, key, attempts };
-            let incoming = response.into_body();
-            let mut res = Response::new(Relay::new(incoming, first, translate, deadline, end).boxed());
-            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            Ok(res)
-        }
+    let (plan, out) = gemini_call("chat.completions", &chat.upstream_model, method, headers, &chat.body, chat.stream);
+    let render = Chat { model: chat.model, include_usage: chat.include_usage };
+    Ok(proxy::serve(state, plan, out, render).await)
+}
+
+/// Chat completions as OpenAI clients read them.
+struct Chat {
+    model: String,
+    include_usage: bool,
+}
+
+impl Render for Chat {
+    type Stream = Translate;
+
+    fn whole(self, served: Served) -> (Response<Body>, Option<Usage>) {
+        let gemini: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
+        (json_ok(&convert::chat_response(&gemini, &self.model, created())), usage_of(&gemini))
+    }
+
+    fn stream(self, _upstream: &HeaderMap) -> (Translate, HeaderMap) {
+        let translate = Translate::new(ChunkTranslator::new(&self.model, created(), self.include_usage));
+        (translate, event_stream_headers())
+    }
+
+    fn error(&self, error: ApiError) -> Response<Body> {
+        error.into_response(Dialect::OpenAi)
     }
 }
 
-fn refuse_hidden(state: &State, upstream_model: &str, requested: &str) -> Result<(), ApiError> {
-    match is_hidden(state, upstream_model) {
+fn event_stream_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers
+}
+
+fn refuse_hidden(cfg: &Config, upstream_model: &ModelName, requested: &str) -> Result<(), ApiError> {
+    match models::is_hidden(&cfg.models, upstream_model.as_str()) {
         true => Err(ApiError::NotFound(format!("The model '{requested}' does not exist"))),
         false => Ok(()),
     }
 }
 
 /// A translated request to a Gemini method; a generateContent answer must carry content.
-fn gemini_call(route: &str, model: &str, method: &str, headers: &HeaderMap, body: &Value, stream: bool) -> Call {
-    Call {
+fn gemini_call(
+    route: &'static str,
+    model: &ModelName,
+    method: &str,
+    headers: &HeaderMap,
+    body: &Value,
+    stream: bool,
+) -> (Plan, Outgoing) {
+    let plan = Plan {
         route: route.into(),
         model: Some(model.to_string()),
+        stream,
+        empty_is_failure: method == "generateContent",
+        keys: KeyChoice::Any,
+    };
+    let out = Outgoing {
         method: Method::POST,
         path_and_query: format!("/v1beta/models/{model}:{method}"),
         headers: json_headers(headers),
-        body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
-        stream,
-        check_empty: method == "generateContent",
+        body: OutBody::Bytes(Bytes::from(serde_json::to_vec(body).unwrap_or_default())),
         placement: KeyPlacement::GoogHeader,
-    }
+    };
+    (plan, out)
 }
 
 fn json_headers(client: &HeaderMap) -> HeaderMap {
@@ -207,18 +235,30 @@ impl Transform for Translate {
 async fn embeddings(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, ApiError> {
     let req = parse_json(&body)?;
     let emb = convert::embeddings_request(&req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    refuse_hidden(state, &emb.upstream_model, &emb.model)?;
-    let call = gemini_call("embeddings", &emb.upstream_model, "batchEmbedContents", headers, &emb.body, false);
-    let (result, attempts) = dispatch(state, &call).await;
-    match result {
-        Err(e) => Err(attempts.failed(state, &call, e)),
-        Ok(Delivered::Whole { body, .. }) => {
-            let gemini: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let usage = Usage { prompt: convert::estimate_tokens(&emb.inputs), completion: 0 };
-            attempts.finish(state, &call, StatusCode::OK, Some(usage), None);
-            Ok(json_ok(&convert::embeddings_response(&gemini, &emb)))
-        }
-        Ok(Delivered::Stream { .. }) => Err(ApiError::BadGateway("unexpected stream".into())),
+    refuse_hidden(&state.config.load(), &emb.upstream_model, &emb.model)?;
+    let (plan, out) = gemini_call("embeddings", &emb.upstream_model, "batchEmbedContents", headers, &emb.body, false);
+    Ok(proxy::serve(state, plan, out, Embeddings(emb)).await)
+}
+
+/// Embeddings as OpenAI clients read them.
+struct Embeddings(convert::EmbeddingsRequest);
+
+impl Render for Embeddings {
+    type Stream = Passthrough;
+
+    fn whole(self, served: Served) -> (Response<Body>, Option<Usage>) {
+        let gemini: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
+        let usage = Usage { prompt: convert::estimate_tokens(&self.0.inputs), completion: 0 };
+        (json_ok(&convert::embeddings_response(&gemini, &self.0)), Some(usage))
+    }
+
+    /// Never called: the plan asks for no stream.
+    fn stream(self, upstream: &HeaderMap) -> (Passthrough, HeaderMap) {
+        (Passthrough::new(false), upstream.clone())
+    }
+
+    fn error(&self, error: ApiError) -> Response<Body> {
+        error.into_response(Dialect::OpenAi)
     }
 }
 
@@ -233,30 +273,28 @@ async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
     let mut page_token: Option<String> = None;
     for _ in 0..20 {
         let query = match &page_token {
-            Some(t) => format!("pageSize=1000&pageToken={t}"),
+            Some(t) => format!(
+                "pageSize=1000&pageToken={}",
+                percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
+            ),
             None => "pageSize=1000".into(),
         };
-        let call = Call {
+        let plan = Plan {
             route: "models.list".into(),
             model: None,
+            stream: false,
+            empty_is_failure: false,
+            keys: KeyChoice::Any,
+        };
+        let out = Outgoing {
             method: Method::GET,
             path_and_query: format!("/v1beta/models?{query}"),
             headers: HeaderMap::new(),
-            body: Bytes::new(),
-            stream: false,
-            check_empty: false,
+            body: OutBody::Bytes(Bytes::new()),
             placement: KeyPlacement::GoogHeader,
         };
-        let (result, attempts) = dispatch(state, &call).await;
-        let body = match result {
-            Ok(Delivered::Whole { body, .. }) => {
-                attempts.finish(state, &call, StatusCode::OK, None, None);
-                body
-            }
-            Ok(Delivered::Stream { .. }) => return Err(ApiError::BadGateway("unexpected stream".into())),
-            Err(e) => return Err(attempts.failed(state, &call, e)),
-        };
-        let page: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let served = proxy::fetch(state, plan, out).await?;
+        let page: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
         models.extend(page.get("models").and_then(Value::as_array).cloned().unwrap_or_default());
         page_token = page.get("nextPageToken").and_then(Value::as_str).filter(|t| !t.is_empty()).map(String::from);
         if page_token.is_none() {
@@ -276,7 +314,7 @@ async fn fetch_image(state: &State, url: &str) -> Result<(String, String), Strin
     let mut target = url.to_string();
     for _ in 0..4 {
         let uri: http::Uri = target.parse().map_err(|e| format!("not a URL: {e}"))?;
-        let mut req = http::Request::new(Full::new(Bytes::new()));
+        let mut req = http::Request::new(crate::body::full(Bytes::new()));
         *req.uri_mut() = uri;
         let res = tokio::time::timeout_at(deadline, client.request(req))
             .await
@@ -321,51 +359,57 @@ pub async fn passthrough(
     body: Bytes,
 ) -> Response<Body> {
     let json: Option<Value> = serde_json::from_slice(&body).ok();
-    let model =
-        json.as_ref().and_then(|v| v.get("model")).and_then(Value::as_str).map(|m| convert::model_name(m).to_string());
+    let model = json
+        .as_ref()
+        .and_then(|v| v.get("model"))
+        .and_then(Value::as_str)
+        .map(|m| m.strip_prefix("models/").unwrap_or(m).to_string());
     let stream = json.as_ref().and_then(|v| v.get("stream")).and_then(Value::as_bool).unwrap_or(false);
     let path = match strip_key_param(query) {
         Some(q) => format!("/v1beta/openai{rest}?{q}"),
         None => format!("/v1beta/openai{rest}"),
     };
-    let call = Call {
-        route: format!("openai{rest}"),
-        model,
+    let plan =
+        Plan { route: format!("openai{rest}").into(), model, stream, empty_is_failure: false, keys: KeyChoice::Any };
+    let out = Outgoing {
         method: method.clone(),
         path_and_query: path,
         headers: forwarded_headers(headers),
-        body,
-        stream,
-        check_empty: false,
+        body: OutBody::Bytes(body),
         placement: KeyPlacement::Bearer,
     };
-    let (result, attempts) = dispatch(state, &call).await;
-    match result {
-        Ok(Delivered::Whole { status, headers, body }) => {
-            let usage = serde_json::from_slice::<Value>(&body).ok().and_then(|v| openai_usage(&v));
-            attempts.finish(state, &call, status, usage, None);
-            whole_response(status, &headers, body)
+    proxy::serve(state, plan, out, OpenAiPassthrough).await
+}
+
+/// Google's own OpenAI surface already speaks OpenAI's format, errors included.
+struct OpenAiPassthrough;
+
+impl Render for OpenAiPassthrough {
+    type Stream = Passthrough;
+
+    fn whole(self, served: Served) -> (Response<Body>, Option<Usage>) {
+        let usage = serde_json::from_slice::<Value>(&served.body).ok().and_then(|v| openai_usage(&v));
+        (whole_response(served.status, &served.headers, served.body), usage)
+    }
+
+    fn stream(self, upstream: &HeaderMap) -> (Passthrough, HeaderMap) {
+        let mut headers = HeaderMap::new();
+        if let Some(ct) = upstream.get(header::CONTENT_TYPE) {
+            headers.insert(header::CONTENT_TYPE, ct.clone());
         }
-        Ok(Delivered::Stream { response, first, key, deadline }) => {
-            let (parts, incoming) = response.into_parts();
-            let end = StreamEnd { state: state.clone(), call, key, attempts };
-            let mut res = Response::new(Relay::new(incoming, first, Passthrough::new(true), deadline, end).boxed());
-            *res.status_mut() = parts.status;
-            if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
-                res.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
-            }
-            res
-        }
-        Err(e) => match attempts.failed(state, &call, e) {
-            // Google's own OpenAI surface already speaks OpenAI's error format.
+        (Passthrough::new(true), headers)
+    }
+
+    fn error(&self, error: ApiError) -> Response<Body> {
+        match error {
             ApiError::Upstream { status, body } => {
                 let mut res = Response::new(full(body));
                 *res.status_mut() = status;
                 res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 res
             }
-            other => other.into_response(crate::error::Dialect::OpenAi),
-        },
+            other => other.into_response(Dialect::OpenAi),
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use std::hash::{Hash, Hasher};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use serde_json::{Map, Value, json};
 
+use crate::models::ModelName;
+
 /// A client mistake, naming the offending field (`messages[2].tool_call_id`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -36,7 +38,7 @@ pub struct ChatRequest {
     /// The model as the client named it (echoed back).
     pub model: String,
     /// The Gemini model to call.
-    pub upstream_model: String,
+    pub upstream_model: ModelName,
     pub stream: bool,
     pub include_usage: bool,
     /// The generateContent body.
@@ -48,8 +50,16 @@ pub struct ChatRequest {
 /// kept in the gateway.
 const SIGNATURE_MARK: &str = "__thought__";
 
-pub fn model_name(v: &str) -> &str {
+fn model_name(v: &str) -> &str {
     v.strip_prefix("models/").unwrap_or(v)
+}
+
+/// The client's `model`, checked; the name as the client wrote it is kept for the answer.
+fn checked_model(obj: &Map<String, Value>) -> Result<(String, ModelName), BadRequest> {
+    let model =
+        obj.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or_else(|| bad("model", "required"))?;
+    let checked = ModelName::parse(model).map_err(|e| bad("model", e.to_string()))?;
+    Ok((model.to_string(), checked))
 }
 
 /// The http(s) image URLs a request refers to, for the gateway to fetch before translating.
@@ -78,12 +88,10 @@ fn image_url(part: &Value) -> Option<&str> {
 
 pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadRequest> {
     let obj = req.as_object().ok_or_else(|| bad("body", "must be a JSON object"))?;
-    let model =
-        obj.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or_else(|| bad("model", "required"))?;
-    let mut upstream_model = model_name(model).to_string();
+    let (model, mut upstream_model) = checked_model(obj)?;
     let mut tools: Vec<Value> = Vec::new();
-    if let Some(base) = crate::proxy::search_base(&upstream_model, opts.search_models) {
-        upstream_model = base.to_string();
+    if let Some(base) = crate::models::search_base(upstream_model.as_str(), opts.search_models) {
+        upstream_model = ModelName::parse(base).map_err(|e| bad("model", e.to_string()))?;
         tools.push(json!({"googleSearch": {}}));
     }
     let stream = match obj.get("stream") {
@@ -115,13 +123,13 @@ pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadReque
     if let Some(choice) = obj.get("tool_choice").filter(|t| !t.is_null()) {
         body.insert("toolConfig".into(), json!({"functionCallingConfig": tool_choice(choice)?}));
     }
-    let generation = generation_config(obj, &upstream_model, opts)?;
+    let generation = generation_config(obj, upstream_model.as_str(), opts)?;
     if !generation.is_empty() {
         body.insert("generationConfig".into(), Value::Object(generation));
     }
     let mut body = Value::Object(body);
-    crate::proxy::merge_safety(&mut body, opts.safety);
-    Ok(ChatRequest { model: model.to_string(), upstream_model, stream, include_usage, body })
+    crate::models::merge_safety(&mut body, opts.safety);
+    Ok(ChatRequest { model, upstream_model, stream, include_usage, body })
 }
 
 fn convert_messages(messages: &[Value], opts: &Options) -> Result<(Vec<Value>, Vec<Value>), BadRequest> {
@@ -780,16 +788,15 @@ impl ChunkTranslator {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingsRequest {
     pub model: String,
-    pub upstream_model: String,
+    pub upstream_model: ModelName,
     pub base64: bool,
     pub inputs: Vec<String>,
     pub body: Value,
 }
 
 pub fn embeddings_request(req: &Value) -> Result<EmbeddingsRequest, BadRequest> {
-    let model =
-        req.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()).ok_or_else(|| bad("model", "required"))?;
-    let upstream_model = model_name(model).to_string();
+    let obj = req.as_object().ok_or_else(|| bad("body", "must be a JSON object"))?;
+    let (model, upstream_model) = checked_model(obj)?;
     let inputs: Vec<String> = match req.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {
@@ -1033,7 +1040,7 @@ mod tests {
         // Not a search model: the name passes as it is.
         let r = chat_request(&json!({"model": "other-search", "messages": [{"role": "user", "content": "x"}]}), &o)
             .unwrap();
-        assert_eq!(r.upstream_model, "other-search");
+        assert_eq!(r.upstream_model.as_str(), "other-search");
     }
 
     /// A Gemini 3 tool loop: the call comes back with a thought signature; the client's next turn

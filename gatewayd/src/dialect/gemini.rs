@@ -1,0 +1,263 @@
+//! Gemini-native routes (`/v1beta/...`, `/v1/models/{model}:{method}`, and their `/gemini`
+//! aliases): the body goes upstream byte for byte, the answer comes back unchanged (model lists
+//! lose `models.hidden`), streams are relayed frame by frame.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use serde_json::Value;
+
+use crate::auth::strip_key_param;
+use crate::body::{Body, full};
+use crate::config::Config;
+use crate::error::{ApiError, Dialect};
+use crate::models::{self, ModelName};
+use crate::proxy::{self, KeyChoice, Passthrough, Plan, Render, Served, forwarded_headers};
+use crate::state::State;
+use crate::upstream::{KeyPlacement, OutBody, Outgoing};
+use crate::usage::{Usage, usage_of_body};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    List,
+    Get(ModelName),
+    Method { model: ModelName, method: String },
+}
+
+/// What follows the API version, when it is a models path at all: `/models`, `/models/{m}`,
+/// `/models/{m}:{method}`. The model name is checked (after decoding) only once the shape matches.
+pub fn parse(rest: &str) -> Option<Result<Target, ApiError>> {
+    let rest = rest.strip_prefix("/models")?;
+    if rest.is_empty() || rest == "/" {
+        return Some(Ok(Target::List));
+    }
+    let name = rest.strip_prefix('/')?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let checked = |m: &str| ModelName::from_path(m).map_err(|e| ApiError::BadRequest(e.to_string()));
+    match name.split_once(':') {
+        Some((model, method))
+            if !model.is_empty() && !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            Some(checked(model).map(|model| Target::Method { model, method: method.to_string() }))
+        }
+        Some(_) => None,
+        None => Some(checked(name).map(Target::Get)),
+    }
+}
+
+pub async fn handle(
+    state: &Arc<State>,
+    version: &'static str,
+    target: Target,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let expected = if matches!(target, Target::Method { .. }) { Method::POST } else { Method::GET };
+    if *method != expected {
+        return Err(ApiError::MethodNotAllowed(method.clone()));
+    }
+    let cfg = state.config.load();
+    let query = strip_key_param(query);
+    if let Target::Get(m) | Target::Method { model: m, .. } = &target
+        && models::is_hidden(&cfg.models, m.as_str())
+    {
+        return Err(ApiError::NotFound(format!("models/{m} is not found")));
+    }
+    let sse = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
+    let mut body = if expected == Method::GET { Bytes::new() } else { body };
+    let (route, model, path, stream, empty_is_failure) = match &target {
+        Target::List => ("models.list".to_string(), None, format!("/{version}/models"), false, false),
+        Target::Get(m) => {
+            let upstream = models::search_base(m.as_str(), &cfg.models.search_models).unwrap_or(m.as_str());
+            ("models.get".to_string(), Some(m.to_string()), format!("/{version}/models/{upstream}"), false, false)
+        }
+        Target::Method { model, method } => {
+            let mut upstream = model.as_str();
+            if method == "generateContent" || method == "streamGenerateContent" {
+                let (base, rewritten) = rewrite_generation(&cfg, model.as_str(), body);
+                upstream = base;
+                body = rewritten;
+            }
+            let path = format!("/{version}/models/{upstream}:{method}");
+            (
+                method.clone(),
+                Some(upstream.to_string()),
+                path,
+                method == "streamGenerateContent",
+                method == "generateContent",
+            )
+        }
+    };
+    let path_and_query = match &query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let plan = Plan { route: route.into(), model, stream, empty_is_failure, keys: KeyChoice::Any };
+    let out = Outgoing {
+        method: method.clone(),
+        path_and_query,
+        headers: forwarded_headers(headers),
+        body: OutBody::Bytes(body),
+        placement: KeyPlacement::GoogHeader,
+    };
+    let shape = match target {
+        Target::List => Shape::ModelList(cfg),
+        Target::Get(m) => Shape::SearchVariant(cfg, m),
+        Target::Method { .. } => Shape::Untouched,
+    };
+    Ok(proxy::serve(state, plan, out, Native { shape, sse }).await)
+}
+
+/// How a whole native answer is shaped before the client sees it.
+enum Shape {
+    Untouched,
+    /// `models.hidden` removed, `NAME-search` variants added.
+    ModelList(Arc<Config>),
+    /// `GET models/NAME-search` answers with the base model, renamed.
+    SearchVariant(Arc<Config>, ModelName),
+}
+
+struct Native {
+    shape: Shape,
+    sse: bool,
+}
+
+impl Render for Native {
+    type Stream = Passthrough;
+
+    fn whole(self, served: Served) -> (Response<Body>, Option<Usage>) {
+        let body = match &self.shape {
+            Shape::Untouched => served.body,
+            Shape::ModelList(cfg) => shape_model_list(cfg, served.body),
+            Shape::SearchVariant(cfg, m) => name_search_variant(cfg, m.as_str(), served.body),
+        };
+        let usage = usage_of_body(&body);
+        (whole_response(served.status, &served.headers, body), usage)
+    }
+
+    fn stream(self, upstream: &HeaderMap) -> (Passthrough, HeaderMap) {
+        let mut headers = HeaderMap::new();
+        copy_content_type(upstream, &mut headers, if self.sse { "text/event-stream" } else { "application/json" });
+        (Passthrough::new(self.sse), headers)
+    }
+
+    fn error(&self, error: ApiError) -> Response<Body> {
+        error.into_response(Dialect::Gemini)
+    }
+}
+
+/// The operator's options for generation on native routes, which otherwise pass the body through
+/// byte for byte: `NAME-search` models (base model + googleSearch tool) and a
+/// `models.safety_settings` threshold for the categories the client left unset. Returns the model
+/// to send to, and the body.
+fn rewrite_generation<'m>(cfg: &Config, model: &'m str, body: Bytes) -> (&'m str, Bytes) {
+    let base = models::search_base(model, &cfg.models.search_models);
+    let safety = cfg.models.safety_settings.as_str();
+    if base.is_none() && safety == "passthrough" {
+        return (model, body);
+    }
+    // A body that is not JSON goes up untouched; Google answers it with its own 400.
+    let Ok(mut json) = serde_json::from_slice::<Value>(&body) else { return (model, body) };
+    models::merge_safety(&mut json, safety);
+    if base.is_some() {
+        models::add_search_tool(&mut json);
+    }
+    match serde_json::to_vec(&json) {
+        Ok(rewritten) => (base.unwrap_or(model), Bytes::from(rewritten)),
+        Err(_) => (model, body),
+    }
+}
+
+pub fn whole_response(status: StatusCode, upstream: &HeaderMap, body: Bytes) -> Response<Body> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    copy_content_type(upstream, res.headers_mut(), "application/json");
+    res
+}
+
+fn copy_content_type(from: &HeaderMap, to: &mut HeaderMap, default: &'static str) {
+    let value = from.get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static(default));
+    to.insert(header::CONTENT_TYPE, value);
+}
+
+/// An upstream model list with `models.hidden` removed and `NAME-search` variants of
+/// `models.search_models` added; the bytes are untouched when there is nothing to do.
+fn shape_model_list(cfg: &Config, body: Bytes) -> Bytes {
+    if cfg.models.hidden.is_empty() && cfg.models.search_models.is_empty() {
+        return body;
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&body) else { return body };
+    if let Some(models) = v.get_mut("models").and_then(Value::as_array_mut) {
+        let mut variants = Vec::new();
+        for m in models.iter() {
+            let Some(name) = m.get("name").and_then(Value::as_str) else { continue };
+            let base = name.strip_prefix("models/").unwrap_or(name);
+            let variant = format!("{base}-search");
+            if models::search_base(&variant, &cfg.models.search_models).is_some()
+                && !models::is_hidden(&cfg.models, &variant)
+            {
+                variants.push(search_variant(m, &variant));
+            }
+        }
+        models.retain(|m| !m.get("name").and_then(Value::as_str).is_some_and(|n| models::is_hidden(&cfg.models, n)));
+        models.extend(variants);
+    }
+    serde_json::to_vec(&v).map(Bytes::from).unwrap_or(body)
+}
+
+fn search_variant(base: &Value, variant: &str) -> Value {
+    let mut m = base.clone();
+    m["name"] = Value::String(format!("models/{variant}"));
+    if let Some(d) = base.get("displayName").and_then(Value::as_str) {
+        m["displayName"] = Value::String(format!("{d} (with Google Search)"));
+    }
+    m
+}
+
+/// `GET models/NAME-search` answers with the base model, renamed.
+fn name_search_variant(cfg: &Config, requested: &str, body: Bytes) -> Bytes {
+    if models::search_base(requested, &cfg.models.search_models).is_none() {
+        return body;
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => serde_json::to_vec(&search_variant(&v, requested)).map(Bytes::from).unwrap_or(body),
+        Err(_) => body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(rest: &str) -> Target {
+        parse(rest).unwrap().unwrap()
+    }
+
+    fn name(s: &str) -> ModelName {
+        ModelName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!(ok("/models"), Target::List);
+        assert_eq!(ok("/models/gemini-2.5-flash"), Target::Get(name("gemini-2.5-flash")));
+        assert_eq!(
+            ok("/models/gemini-2.5-flash:streamGenerateContent"),
+            Target::Method { model: name("gemini-2.5-flash"), method: "streamGenerateContent".into() }
+        );
+        assert_eq!(
+            ok("/models/%67emini-2.5-pro:generateContent").clone(),
+            Target::Method { model: name("gemini-2.5-pro"), method: "generateContent".into() }
+        );
+        assert!(parse("/models/a/b").is_none());
+        assert!(parse("/models/:x").is_none());
+        assert!(parse("/files").is_none());
+        assert!(matches!(parse("/models/a%20b:generateContent"), Some(Err(ApiError::BadRequest(_)))));
+        assert!(matches!(parse("/models/..%2F..%2Ffiles:get"), Some(Err(ApiError::BadRequest(_)))));
+    }
+}

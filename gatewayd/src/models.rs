@@ -1,0 +1,136 @@
+//! Model names and the operator's rules about models. A `ModelName` is made only by the edge
+//! check (1 to 128 of `A-Z a-z 0-9 . - _`, after percent-decoding, `models/` dropped), so no client
+//! text can steer an upstream path elsewhere; then `models.hidden`, the `NAME-search` variants
+//! and the `models.safety_settings` threshold.
+
+use std::fmt;
+
+use crate::config::ModelsConfig;
+
+/// The longest model name the gateway accepts.
+pub const MAX_LEN: usize = 128;
+
+/// A checked model name, without the `models/` prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelName(String);
+
+/// Why a client's model name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("model name {shown:?} is not valid: use 1 to {MAX_LEN} characters of A-Z a-z 0-9 . - _")]
+pub struct BadModelName {
+    /// The name as the client sent it, cut and with control characters escaped.
+    shown: String,
+}
+
+impl ModelName {
+    /// Checks a decoded name (from a JSON body, say); a leading `models/` is dropped.
+    pub fn parse(raw: &str) -> Result<ModelName, BadModelName> {
+        let name = raw.strip_prefix("models/").unwrap_or(raw);
+        let valid = !name.is_empty()
+            && name.len() <= MAX_LEN
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !valid {
+            return Err(BadModelName { shown: raw.chars().take(64).flat_map(char::escape_debug).collect() });
+        }
+        Ok(ModelName(name.to_string()))
+    }
+
+    /// Checks a name taken from a URL path segment, percent-decoding it first.
+    pub fn from_path(segment: &str) -> Result<ModelName, BadModelName> {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        ModelName::parse(&decoded)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ModelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `model` (with or without `models/`) is in `models.hidden`; names compare decoded.
+pub fn is_hidden(models: &ModelsConfig, model: &str) -> bool {
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    models.hidden.iter().any(|h| h.strip_prefix("models/").unwrap_or(h) == model)
+}
+
+/// The harm categories `models.safety_settings` covers.
+pub const SAFETY_CATEGORIES: &[&str] = &[
+    "HARM_CATEGORY_HARASSMENT",
+    "HARM_CATEGORY_HATE_SPEECH",
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+    "HARM_CATEGORY_DANGEROUS_CONTENT",
+    "HARM_CATEGORY_CIVIC_INTEGRITY",
+];
+
+/// Applies `models.safety_settings` to a generateContent body: the threshold for every category
+/// the client did not set itself. `passthrough` leaves the body alone.
+pub fn merge_safety(body: &mut serde_json::Value, threshold: &str) {
+    if threshold == "passthrough" || threshold.is_empty() {
+        return;
+    }
+    let Some(obj) = body.as_object_mut() else { return };
+    let settings = obj.entry("safetySettings").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    let Some(list) = settings.as_array_mut() else { return };
+    for category in SAFETY_CATEGORIES {
+        if !list.iter().any(|s| s.get("category").and_then(|c| c.as_str()) == Some(category)) {
+            list.push(serde_json::json!({"category": category, "threshold": threshold}));
+        }
+    }
+}
+
+/// `NAME-search` for a model in `models.search_models`: the base model, with the googleSearch tool.
+pub fn search_base<'a>(model: &'a str, search_models: &[String]) -> Option<&'a str> {
+    let base = model.strip_suffix("-search")?;
+    search_models.iter().any(|s| s.strip_prefix("models/").unwrap_or(s) == base).then_some(base)
+}
+
+pub fn add_search_tool(body: &mut serde_json::Value) {
+    let Some(obj) = body.as_object_mut() else { return };
+    let tools = obj.entry("tools").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let Some(list) = tools.as_array_mut()
+        && !list.iter().any(|t| t.get("googleSearch").is_some())
+    {
+        list.push(serde_json::json!({"googleSearch": {}}));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_after_decoding() {
+        assert_eq!(ModelName::parse("models/gemini-2.5-flash").unwrap().as_str(), "gemini-2.5-flash");
+        assert_eq!(ModelName::from_path("%67emini-2.5-pro").unwrap().as_str(), "gemini-2.5-pro");
+        assert_eq!(ModelName::parse(&"a".repeat(MAX_LEN)).unwrap().as_str().len(), MAX_LEN);
+        for bad in [
+            "",
+            "models/",
+            "a b",
+            "a\tb",
+            "a<b",
+            "a\r\nb",
+            "a\0b",
+            "m?x=1",
+            "m#frag",
+            "../../v1beta/files",
+            "a/b",
+            "a:b",
+            "gemini%2e",
+            "é",
+        ] {
+            assert!(ModelName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(ModelName::parse(&"a".repeat(MAX_LEN + 1)).is_err());
+        for bad in ["a%20b", "..%2F..%2Fv1beta%2Ffiles", "m%3Fx%3D1", "%00", "m%3AgenerateContent"] {
+            assert!(ModelName::from_path(bad).is_err(), "{bad:?}");
+        }
+        let e = ModelName::parse("a\u{1b}[31m").unwrap_err().to_string();
+        assert!(!e.contains('\u{1b}'), "control characters are escaped: {e}");
+    }
+}

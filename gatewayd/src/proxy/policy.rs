@@ -1,0 +1,263 @@
+//! PURE: the attempt policy. Every decision the attempt loop makes (try again, on which terms,
+//! wait for a cooldown, or give up with which error) is taken here from what the loop observed;
+//! the loop only performs it. The clock is a parameter, so the rules are unit-tested without I/O.
+
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+
+use crate::error::ApiError;
+use crate::keypool::NoKey;
+use crate::outcome::Outcome;
+
+/// What the loop does next, before an attempt.
+#[derive(Debug)]
+pub enum Next {
+    /// Pick a key and send.
+    Attempt,
+    /// Sleep until then, and ask again.
+    Wait(DateTime<Utc>),
+    /// Answer the client with this error.
+    Stop(ApiError),
+}
+
+/// What the loop does with an attempt's answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+    /// Hand the answer to the client.
+    Deliver,
+    /// The client's own problem: relay the upstream error at once, never retried.
+    Refuse,
+    /// Try again (on another key, if the budget allows: `Policy::next` decides).
+    Retry,
+}
+
+/// The budget and memory of one client request's attempts.
+#[derive(Debug)]
+pub struct Policy {
+    max_attempts: usize,
+    /// A request may wait for a cooldown to end up to then (`keys.wait_secs`).
+    wait_until: DateTime<Utc>,
+    attempts: usize,
+    /// Keys this request may not use again, and those of them only rate-limited: once a wait for a
+    /// cooldown is over, those are worth another try.
+    tried: Vec<i64>,
+    rate_limited: Vec<i64>,
+    last_failure: Option<ApiError>,
+}
+
+impl Policy {
+    /// `retries` further attempts after the first (`keys.max_retries`); none when the body can be
+    /// sent only once or the request is pinned to one key.
+    pub fn new(retries: u32, wait_until: DateTime<Utc>, single_attempt: bool) -> Self {
+        let max_attempts = if single_attempt { 1 } else { retries as usize + 1 };
+        Policy {
+            max_attempts,
+            wait_until,
+            attempts: 0,
+            tried: Vec::new(),
+            rate_limited: Vec::new(),
+            last_failure: None,
+        }
+    }
+
+    /// Keys already tried by this request, which `pick` must skip.
+    pub fn tried(&self) -> &[i64] {
+        &self.tried
+    }
+
+    /// Before an attempt: is there budget left, and is the gateway backing off this model?
+    pub fn next(&mut self, model: &str, now: DateTime<Utc>, backoff_until: Option<DateTime<Utc>>) -> Next {
+        if self.attempts >= self.max_attempts {
+            return Next::Stop(
+                self.last_failure
+                    .take()
+                    .unwrap_or_else(|| ApiError::BadGateway("no upstream attempt succeeded".into())),
+            );
+        }
+        match backoff_until {
+            Some(until) if until <= self.wait_until => Next::Wait(until),
+            Some(until) => Next::Stop(throttled_error(model, until, now)),
+            None => Next::Attempt,
+        }
+    }
+
+    /// No key could be picked: wait for the first cooldown to end when that is soon enough,
+    /// otherwise give up with the reason.
+    pub fn no_key(&mut self, no_key: NoKey, model: &str, now: DateTime<Utc>) -> Next {
+        match no_key {
+            NoKey::AllCooling { reopens } if reopens <= self.wait_until => {
+                let rate_limited = std::mem::take(&mut self.rate_limited);
+                self.tried.retain(|id| !rate_limited.contains(id));
+                Next::Wait(reopens)
+            }
+            other => Next::Stop(no_key_error(other, model, now, self.last_failure.take())),
+        }
+    }
+
+    /// An attempt is about to go out on `key`.
+    pub fn sending(&mut self, key: i64) {
+        self.attempts += 1;
+        self.tried.push(key);
+    }
+
+    /// After an attempt on `key`: deliver, refuse, or retry; `failure` is what the client would
+    /// read if this attempt turns out to be the last.
+    pub fn after(&mut self, key: i64, outcome: &Outcome, failure: impl FnOnce() -> ApiError) -> After {
+        match outcome {
+            Outcome::Success => After::Deliver,
+            Outcome::Client => After::Refuse,
+            other => {
+                if matches!(other, Outcome::RateLimited(_)) {
+                    self.rate_limited.push(key);
+                }
+                self.last_failure = Some(failure());
+                After::Retry
+            }
+        }
+    }
+}
+
+fn retry_secs(until: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    ((until - now).num_milliseconds().max(0) as u64).div_ceil(1000).max(1)
+}
+
+fn throttled_error(model: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> ApiError {
+    let secs = retry_secs(until, now);
+    ApiError::NoKey {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!(
+            "upstream is throttling this gateway for model {model} (most keys answered 429 at once); retry in {secs} s"
+        ),
+        retry_after_secs: Some(secs),
+    }
+}
+
+/// "Errors keep the upstream status unless every key was tried": every usable key cooling is a 429
+/// with `Retry-After`; every usable key tried is a 503 naming the last failure.
+fn no_key_error(no_key: NoKey, model: &str, now: DateTime<Utc>, last: Option<ApiError>) -> ApiError {
+    match no_key {
+        NoKey::AllCooling { reopens } => ApiError::NoKey {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: no_key.message(model),
+            retry_after_secs: Some(retry_secs(reopens, now)),
+        },
+        NoKey::AllTried { .. } => {
+            let last =
+                last.map(|e| format!("; last failure: {} {}", e.status().as_u16(), e.message())).unwrap_or_default();
+            ApiError::NoKey {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("{}{last}", no_key.message(model)),
+                retry_after_secs: None,
+            }
+        }
+        other => ApiError::NoKey {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: other.message(model),
+            retry_after_secs: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{CoolReason, Cooldown};
+    use chrono::Duration;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc)
+    }
+
+    fn rate_limited() -> Outcome {
+        Outcome::RateLimited(Cooldown {
+            until: now() + Duration::seconds(5),
+            reason: CoolReason::Rpm,
+            quota_detail: true,
+            zero_quota: false,
+        })
+    }
+
+    fn upstream(status: u16) -> ApiError {
+        ApiError::Upstream { status: StatusCode::from_u16(status).unwrap(), body: Default::default() }
+    }
+
+    #[test]
+    fn retries_stop_at_the_budget_with_the_last_upstream_status() {
+        let mut p = Policy::new(2, now(), false);
+        for key in 1..=3 {
+            assert!(matches!(p.next("m", now(), None), Next::Attempt));
+            p.sending(key);
+            assert_eq!(p.after(key, &Outcome::Transient("503".into()), || upstream(503)), After::Retry);
+        }
+        assert_eq!(p.tried(), &[1, 2, 3]);
+        match p.next("m", now(), None) {
+            Next::Stop(e) => assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn success_delivers_and_client_errors_are_refused_at_once() {
+        let mut p = Policy::new(3, now(), false);
+        p.sending(1);
+        assert_eq!(p.after(1, &Outcome::Success, || unreachable!()), After::Deliver);
+        assert_eq!(p.after(1, &Outcome::Client, || unreachable!()), After::Refuse);
+    }
+
+    #[test]
+    fn a_single_attempt_request_is_never_retried() {
+        let mut p = Policy::new(5, now(), true);
+        p.sending(1);
+        p.after(1, &Outcome::Transient("reset".into()), || upstream(502));
+        assert!(matches!(p.next("m", now(), None), Next::Stop(e) if e.status() == StatusCode::BAD_GATEWAY));
+    }
+
+    #[test]
+    fn cooling_keys_are_waited_for_within_wait_secs_then_429_with_retry_after() {
+        let reopens = now() + Duration::seconds(5);
+        let mut waits = Policy::new(3, now() + Duration::seconds(10), false);
+        waits.sending(1);
+        waits.after(1, &rate_limited(), || upstream(429));
+        waits.sending(2);
+        waits.after(2, &Outcome::Transient("503".into()), || upstream(503));
+        assert!(matches!(waits.no_key(NoKey::AllCooling { reopens }, "m", now()), Next::Wait(t) if t == reopens));
+        assert_eq!(waits.tried(), &[2], "the rate-limited key may be tried again after the wait");
+        let mut refuses = Policy::new(3, now(), false);
+        match refuses.no_key(NoKey::AllCooling { reopens }, "m", now()) {
+            Next::Stop(ApiError::NoKey { status, retry_after_secs, .. }) => {
+                assert_eq!((status, retry_after_secs), (StatusCode::TOO_MANY_REQUESTS, Some(5)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_key_tried_is_503_naming_the_last_failure() {
+        let mut p = Policy::new(9, now(), false);
+        p.sending(1);
+        p.after(1, &Outcome::Transient("x".into()), || ApiError::BadGateway("connection refused".into()));
+        match p.no_key(NoKey::AllTried { tried: 1 }, "m", now()) {
+            Next::Stop(e) => {
+                assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+                assert!(e.message().contains("last failure: 502"), "{}", e.message());
+                assert!(e.message().contains("connection refused"), "{}", e.message());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_egress_backoff_is_waited_out_or_refused_with_429() {
+        let until = now() + Duration::seconds(3);
+        let mut waits = Policy::new(3, now() + Duration::seconds(3), false);
+        assert!(matches!(waits.next("m", now(), Some(until)), Next::Wait(t) if t == until));
+        let mut refuses = Policy::new(3, now(), false);
+        match refuses.next("m", now(), Some(until)) {
+            Next::Stop(ApiError::NoKey { status, retry_after_secs, message }) => {
+                assert_eq!((status, retry_after_secs), (StatusCode::TOO_MANY_REQUESTS, Some(3)));
+                assert!(message.contains("throttling"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The relay of a streamed answer: upstream frames pass through a dialect's `Transform` one at a
+//! time (nothing is held beyond the frame in hand), and the stream's end, however it comes, is
+//! reported to its key and written to the request log.
+
+use std::collections::VecDeque;
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::StatusCode;
+use hyper::body::{Body as HttpBody, Frame, Incoming};
+use tokio::time::Instant;
+
+use super::ledger::Ledger;
+use super::report;
+use crate::body::BoxError;
+use crate::keypool::KeyEntry;
+use crate::outcome::Outcome;
+use crate::state::State;
+use crate::usage::{StreamMeter, Usage};
+
+/// What a relayed stream reports when it ends, however it ends: the outcome to its key, and the
+/// request-log record. It keeps only what those need, not the request.
+pub(super) struct StreamEnd {
+    pub state: Arc<State>,
+    pub key: Arc<KeyEntry>,
+    pub model: String,
+    pub ledger: Ledger,
+}
+
+/// How a relayed stream ended.
+pub(super) enum StreamFinish {
+    /// Upstream finished it: a success for the key.
+    Completed,
+    /// The client went away: nobody's fault, nothing reported.
+    ClientGone,
+    /// Upstream failed or timed out after bytes went out: a transient failure for the key.
+    Failed(String),
+}
+
+impl StreamEnd {
+    fn complete(self, usage: Option<Usage>, finish: StreamFinish) {
+        let StreamEnd { state, key, model, mut ledger } = self;
+        let error = match finish {
+            StreamFinish::Completed => {
+                report(&state, &key, &model, &Outcome::Success);
+                None
+            }
+            StreamFinish::ClientGone => Some("client closed the stream".to_string()),
+            StreamFinish::Failed(e) => {
+                report(&state, &key, &model, &Outcome::Transient(e.clone()));
+                Some(e)
+            }
+        };
+        ledger.finish(StatusCode::OK.as_u16(), usage, error);
+    }
+}
+
+/// How a relay turns upstream stream bytes into client frames.
+pub trait Transform: Send + Sync + Unpin + 'static {
+    /// Upstream bytes in; frames for the client out.
+    fn data(&mut self, bytes: Bytes, out: &mut VecDeque<Bytes>);
+    /// Upstream ended cleanly.
+    fn end(&mut self, out: &mut VecDeque<Bytes>);
+    /// Upstream failed after bytes went out: `Some(frame)` ends the stream with that frame (an
+    /// error event), `None` aborts the connection.
+    fn fail(&mut self, message: &str) -> Option<Bytes>;
+    fn usage(&self) -> Option<Usage>;
+}
+
+/// Native routes: bytes pass untouched; usage is read on the way.
+pub struct Passthrough {
+    meter: StreamMeter,
+}
+
+impl Passthrough {
+    pub fn new(sse: bool) -> Self {
+        Passthrough { meter: StreamMeter::new(sse) }
+    }
+}
+
+impl Transform for Passthrough {
+    fn data(&mut self, bytes: Bytes, out: &mut VecDeque<Bytes>) {
+        self.meter.feed(&bytes);
+        out.push_back(bytes);
+    }
+    fn end(&mut self, _out: &mut VecDeque<Bytes>) {}
+    fn fail(&mut self, _message: &str) -> Option<Bytes> {
+        None
+    }
+    fn usage(&self) -> Option<Usage> {
+        self.meter.usage
+    }
+}
+
+/// Relays an upstream stream frame by frame through a `Transform`; reports its end.
+pub struct Relay<T: Transform> {
+    inner: Incoming,
+    first: Option<Bytes>,
+    transform: T,
+    out: VecDeque<Bytes>,
+    done: bool,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    end: Option<StreamEnd>,
+}
+
+impl<T: Transform> Relay<T> {
+    pub(super) fn new(inner: Incoming, first: Bytes, transform: T, deadline: Instant, end: StreamEnd) -> Self {
+        Relay {
+            inner,
+            first: Some(first),
+            transform,
+            out: VecDeque::new(),
+            done: false,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            end: Some(end),
+        }
+    }
+
+    fn finish(&mut self, result: StreamFinish) {
+        if let Some(end) = self.end.take() {
+            end.complete(self.transform.usage(), result);
+        }
+    }
+
+    /// Ends the stream after a failure: with the transform's error frame, or by aborting.
+    fn failed(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.finish(StreamFinish::Failed(message.clone()));
+        self.done = true;
+        match self.transform.fail(&message) {
+            Some(frame) => Poll::Ready(Some(Ok(Frame::data(frame)))),
+            None => Poll::Ready(Some(Err(message.into()))),
+        }
+    }
+}
+
+impl<T: Transform> HttpBody for Relay<T> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(frame) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(frame))));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(first) = this.first.take() {
+                this.transform.data(first, &mut this.out);
+                continue;
+            }
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                return this.failed("upstream stream exceeded upstream.timeout_secs".into());
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.transform.end(&mut this.out);
+                    this.finish(StreamFinish::Completed);
+                    this.done = true;
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.transform.data(data, &mut this.out);
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return this.failed(format!("upstream stream broke: {e}")),
+            }
+        }
+    }
+}
+
+impl<T: Transform> Drop for Relay<T> {
+    fn drop(&mut self) {
+        self.finish(StreamFinish::ClientGone);
+    }
+}
