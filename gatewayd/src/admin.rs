@@ -17,7 +17,8 @@ use crate::auth::query_param;
 use crate::body::{Body, full};
 use crate::config::{self, FIELDS, find_field};
 use crate::keypool::{KeyEntry, KeyState};
-use crate::logbook::{ErrorRecord, RequestRecord, Written};
+use crate::logbook::Written;
+use crate::record::{ErrorRecord, RequestRecord};
 use crate::state::State;
 use crate::store::{LogFilter, StatsBy, StoreError};
 
@@ -228,7 +229,9 @@ async fn add_keys(state: &Arc<State>, req: api::AddKeysRequest) -> Reply {
     let count = valid.len() as u64;
     let (added, duplicates) = blocking(move || store.add_keys(&valid, false, now)).await?;
     let added_n = added.len() as u64;
-    state.pool.insert(added.into_iter().map(|r| KeyEntry::new(r.id, config::Secret::new(r.key), r.health)).collect());
+    state
+        .pool
+        .insert(added.into_iter().map(|r| KeyEntry::new(r.id, crate::secret::Secret::new(r.key), r.health)).collect());
     tracing::info!("keys added: {added_n}, duplicates: {duplicates}, malformed: {malformed}");
     debug_assert_eq!(added_n + duplicates, count);
     Ok(ok(&api::AddKeysResponse { added: added_n, duplicates, malformed }))
@@ -535,12 +538,7 @@ fn follow(state: &Arc<State>, q: &(dyn Fn(&str) -> Option<String> + Sync)) -> Re
     Ok(res)
 }
 
-fn matches(
-    f: &LogFilter,
-    key_id: Option<i64>,
-    model: Option<&str>,
-    attempts: &[crate::logbook::AttemptRecord],
-) -> bool {
+fn matches(f: &LogFilter, key_id: Option<i64>, model: Option<&str>, attempts: &[crate::record::AttemptRecord]) -> bool {
     let key_ok = f.key_id.is_none_or(|id| key_id == Some(id) || attempts.iter().any(|a| a.key_id == id));
     let model_ok = f.model.as_deref().is_none_or(|m| model == Some(m));
     key_ok && model_ok

@@ -4,8 +4,8 @@
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
 use crate::error::ApiError;
+use crate::secret::Secret;
 
 /// How the client presented its token; `GET /v1/models` answers in OpenAI's format for `Bearer`
 /// and in Gemini's for the other two.

@@ -14,8 +14,8 @@ use parking_lot::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Secret;
 use crate::outcome::{CoolReason, Outcome};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyState {

@@ -5,16 +5,20 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod clock;
 pub mod config;
 pub mod dialect;
 pub mod error;
 pub mod jobs;
 pub mod keypool;
+pub mod live;
 pub mod logbook;
 pub mod models;
 pub mod outcome;
 pub mod proxy;
+pub mod record;
 pub mod router;
+pub mod secret;
 pub mod server;
 pub mod sse;
 pub mod state;
@@ -32,11 +36,14 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::config::{Config, ConfigError, Layers, Live, Secret};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, Layers};
 use crate::keypool::{KeyEntry, KeyPool};
+use crate::live::Live;
 use crate::logbook::Writer;
+use crate::secret::Secret;
 use crate::server::Listeners;
-use crate::state::{Clock, State};
+use crate::state::State;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 

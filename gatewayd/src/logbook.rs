@@ -1,4 +1,4 @@
-//! The request and error logs on their way to SQLite: record types, a bounded channel the hot path
+//! The request and error logs on their way to SQLite: a bounded channel the hot path
 //! sends on without ever waiting (a full channel drops the record and counts it), and the one
 //! writer task that batches inserts. Key-health changes travel on their own unbounded channel,
 //! because those must never be dropped (they are rare: only a change of state is sent).
@@ -7,82 +7,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::keypool::Health;
+use crate::record::{ErrorRecord, RequestRecord};
 use crate::store::Store;
 
 /// How many records are written in one transaction at most.
 const BATCH: usize = 512;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttemptRecord {
-    pub ts: DateTime<Utc>,
-    pub key_id: i64,
-    /// Upstream HTTP status; `None` when no answer came (timeout, reset).
-    pub status: Option<u16>,
-    pub ok: bool,
-    pub latency_ms: u64,
-    /// What the trail shows after the status: `rpm`, `invalid`, `timeout`, `empty`.
-    pub word: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RequestRecord {
-    pub ts: DateTime<Utc>,
-    pub route: String,
-    pub model: Option<String>,
-    /// The key of the last attempt.
-    pub key_id: Option<i64>,
-    pub status: u16,
-    pub latency_ms: u64,
-    pub attempts: Vec<AttemptRecord>,
-    pub attempt_count: u32,
-    /// Set when read back from the store, where the attempts are not loaded.
-    pub stored_trail: Option<String>,
-    pub stream: bool,
-    pub prompt_tokens: Option<u64>,
-    pub completion_tokens: Option<u64>,
-    pub error: Option<String>,
-}
-
-impl RequestRecord {
-    /// `#17 429 rpm → #3 200`.
-    pub fn trail(&self) -> String {
-        if let Some(t) = &self.stored_trail {
-            return t.clone();
-        }
-        self.attempts
-            .iter()
-            .map(|a| {
-                let mut s = format!("#{}", a.key_id);
-                if let Some(status) = a.status {
-                    s.push_str(&format!(" {status}"));
-                }
-                if let Some(w) = &a.word {
-                    s.push(' ');
-                    s.push_str(w);
-                }
-                s
-            })
-            .collect::<Vec<_>>()
-            .join(" → ")
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ErrorRecord {
-    pub ts: DateTime<Utc>,
-    pub route: String,
-    pub model: Option<String>,
-    pub key_id: Option<i64>,
-    pub status: Option<u16>,
-    pub error: String,
-    /// Upstream body, truncated and with keys redacted.
-    pub body: Option<String>,
-    pub request_body: Option<String>,
-}
 
 enum Record {
     Request(Box<RequestRecord>),
@@ -302,39 +235,6 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    fn record(ts: DateTime<Utc>) -> RequestRecord {
-        RequestRecord {
-            ts,
-            route: "r".into(),
-            model: None,
-            key_id: None,
-            status: 200,
-            latency_ms: 1,
-            attempts: vec![],
-            attempt_count: 0,
-            stored_trail: None,
-            stream: false,
-            prompt_tokens: None,
-            completion_tokens: None,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn trail_reads_like_the_contract() {
-        let a = |key_id, status, word: Option<&str>| AttemptRecord {
-            ts: Utc::now(),
-            key_id,
-            status,
-            ok: status == Some(200),
-            latency_ms: 1,
-            word: word.map(String::from),
-        };
-        let mut r = record(Utc::now());
-        r.attempts = vec![a(17, Some(429), Some("rpm")), a(5, None, Some("timeout")), a(3, Some(200), None)];
-        assert_eq!(r.trail(), "#17 429 rpm → #5 timeout → #3 200");
-    }
-
     #[tokio::test]
     async fn full_channel_drops_and_counts_and_close_flushes() {
         let dir = tempfile::tempdir().unwrap();
@@ -342,7 +242,7 @@ mod tests {
         // A current-thread runtime: the writer cannot run while this test sends, so the channel fills.
         let (book, writer) = start(store.clone(), 4);
         for _ in 0..10 {
-            book.request(record(Utc::now()));
+            book.request(RequestRecord::for_test(Utc::now()));
         }
         assert_eq!(book.dropped(), 6);
         writer.close().await;

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use gatewayd::clock::Clock;
 use gatewayd::config::{EX_CONFIG, Layers};
 use gatewayd::server::{Listeners, bind_admin_socket};
-use gatewayd::state::Clock;
 use gatewayd::{BootError, Daemon};
 
 #[derive(Parser)]

@@ -9,8 +9,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{OptionalExtension, params};
 
 use crate::keypool::{Health, KeyState, ModelCooldown};
-use crate::logbook::{ErrorRecord, RequestRecord};
 use crate::outcome::CoolReason;
+use crate::record::{ErrorRecord, RequestRecord};
 
 const SCHEMA: &str = include_str!("../../schema.sql");
 const SCHEMA_VERSION: i64 = 1;
@@ -481,7 +481,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logbook::AttemptRecord;
+    use crate::record::AttemptRecord;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();

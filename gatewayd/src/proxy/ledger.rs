@@ -9,7 +9,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 
 use crate::keypool::KeyEntry;
-use crate::logbook::{AttemptRecord, ErrorRecord, RequestRecord};
+use crate::record::{AttemptRecord, ErrorRecord, RequestRecord};
 use crate::state::State;
 use crate::usage::Usage;
 

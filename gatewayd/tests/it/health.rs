@@ -10,8 +10,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
+use gatewayd::clock::Clock;
 use gatewayd::keypool::KeyState;
-use gatewayd::state::Clock;
 
 use crate::support::fake::{FakeGemini, Script};
 use crate::support::{GENERATE, Gateway, HELLO, key};
@@ -249,7 +249,7 @@ async fn the_retention_job_deletes_only_old_rows() {
         .start()
         .await;
     let now = gw.state.now();
-    let request = |days: i64| gatewayd::logbook::RequestRecord {
+    let request = |days: i64| gatewayd::record::RequestRecord {
         ts: now - chrono::Duration::days(days),
         route: "generateContent".into(),
         model: Some("m".into()),
@@ -264,7 +264,7 @@ async fn the_retention_job_deletes_only_old_rows() {
         completion_tokens: None,
         error: None,
     };
-    let error = |days: i64| gatewayd::logbook::ErrorRecord {
+    let error = |days: i64| gatewayd::record::ErrorRecord {
         ts: now - chrono::Duration::days(days),
         route: "generateContent".into(),
         model: None,

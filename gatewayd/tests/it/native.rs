@@ -448,7 +448,7 @@ async fn a_success_resets_the_failure_count() {
 
 #[tokio::test]
 async fn a_cooled_key_returns_after_its_retry_delay() {
-    let clock = Arc::new(gatewayd::state::Clock::default());
+    let clock = Arc::new(gatewayd::clock::Clock::default());
     let quota = Script::quota("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", Some("2s"));
     let fake = FakeGemini::new().key_seq(&key(1), vec![quota]).key(&key(2), Script::Ok).start().await;
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1), key(2)]).clock(clock.clone()).start().await;

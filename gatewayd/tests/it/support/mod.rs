@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use gatewayd::clock::Clock;
 use gatewayd::config::Layers;
 use gatewayd::server::{Listeners, bind_admin_socket};
-use gatewayd::state::{Clock, State};
+use gatewayd::state::State;
 use gatewayd::store::{LogFilter, StoredError, StoredRequest};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};

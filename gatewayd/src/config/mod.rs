@@ -1,60 +1,22 @@
-//! Configuration: the serde structs with their embedded defaults, the layering (defaults < TOML
-//! file < environment < runtime settings from the database), validation that names the offending
-//! field, and the registry of field names that `gbctl settings` addresses.
+//! Configuration: the serde structs with their embedded defaults and the validation that names
+//! the offending field. The layering lives in `layers`, the field registry in `fields`.
+
+mod fields;
+mod layers;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
 
-use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use self::fields::{FIELDS, Field, field_value, find_field};
+pub use self::layers::{ConfigError, Layers, parse_literal};
+use crate::secret::Secret;
 
 /// Exit status for a bad configuration (sysexits EX_CONFIG).
 pub const EX_CONFIG: u8 = 78;
 
 const ENV_PREFIX: &str = "GATEWAY_";
-
-/// A secret string (client token, Gemini key) whose Debug, Display and Serialize never show it.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&shared::redact(&self.0))
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&shared::redact(&self.0))
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&shared::redact(&self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
-    }
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -196,225 +158,7 @@ impl Default for ModelsConfig {
     }
 }
 
-/// One addressable setting: its dotted name, whether it changes at runtime, whether it is secret.
-#[derive(Debug, Clone, Copy)]
-pub struct Field {
-    pub name: &'static str,
-    pub hot: bool,
-    pub secret: bool,
-}
-
-const fn field(name: &'static str, hot: bool) -> Field {
-    Field { name, hot, secret: false }
-}
-
-/// Every field of the contract's table, in its order.
-pub const FIELDS: &[Field] = &[
-    field("server.listen", false),
-    field("server.admin_socket", false),
-    field("server.max_body_bytes", true),
-    field("server.metrics_listen", false),
-    field("server.shutdown_grace_secs", true),
-    field("database.path", false),
-    field("upstream.base_url", true),
-    field("upstream.timeout_secs", true),
-    field("upstream.connect_timeout_secs", true),
-    field("upstream.proxy", true),
-    Field { name: "auth.tokens", hot: true, secret: true },
-    Field { name: "keys.api_keys", hot: false, secret: true },
-    field("keys.max_failures", true),
-    field("keys.max_retries", true),
-    field("keys.cooldown_secs", true),
-    field("keys.wait_secs", true),
-    field("keys.verify_model", true),
-    field("keys.verify_generate", true),
-    field("keys.verify_schedule", true),
-    field("logs.request_retention_days", true),
-    field("logs.error_retention_days", true),
-    field("logs.cleanup_schedule", true),
-    field("logs.record_request_body", true),
-    field("models.hidden", true),
-    field("models.search_models", true),
-    field("models.thinking_budget", true),
-    field("models.safety_settings", true),
-];
-
-pub fn find_field(name: &str) -> Option<&'static Field> {
-    FIELDS.iter().find(|f| f.name == name)
-}
-
-/// Why a configuration was refused; always names the field.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("invalid configuration: {field}: {message}")]
-pub struct ConfigError {
-    pub field: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { field: field.into(), message: message.into() }
-    }
-}
-
-/// Where the layers come from. Built once at start; `resolve` can be called again with new runtime
-/// settings to produce the next snapshot.
-#[derive(Debug, Clone)]
-pub struct Layers {
-    file_text: Option<String>,
-    file_table: toml::Table,
-    env: BTreeMap<String, String>,
-}
-
-/// Secret lists are read from the environment raw, because figment's env parser turns `007` into 7
-/// and refuses a bare token where a list is expected.
-const RAW_ENV_LISTS: &[(&str, &str)] =
-    &[("GATEWAY_AUTH__TOKENS", "auth.tokens"), ("GATEWAY_KEYS__API_KEYS", "keys.api_keys")];
-
-impl Layers {
-    /// Finds the file: `--config`, else `$GATEWAY_CONFIG`, else `./gateway.toml` if present.
-    pub fn discover(explicit: Option<&Path>) -> Result<Self, ConfigError> {
-        let from_env = std::env::var_os("GATEWAY_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
-        let path = match explicit.map(Path::to_path_buf).or(from_env) {
-            Some(p) => Some(p),
-            None => Some(PathBuf::from("gateway.toml")).filter(|p| p.exists()),
-        };
-        let env = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
-        Self::from_parts(path, env)
-    }
-
-    /// Layers from an explicit file (or none) and an explicit environment; tests use this.
-    pub fn from_parts(path: Option<PathBuf>, env: BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let (file_text, file_table) = match &path {
-            None => (None, toml::Table::new()),
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", p.display())))?;
-                let table: toml::Table = toml::from_str(&text)
-                    .map_err(|e| ConfigError::new(p.display().to_string(), format!("not valid TOML: {e}")))?;
-                (Some(text), table)
-            }
-        };
-        Ok(Layers { file_text, file_table, env })
-    }
-
-    /// The effective configuration for the given runtime overrides (dotted name → TOML value).
-    pub fn resolve(&self, runtime: &BTreeMap<String, toml::Value>) -> Result<Config, ConfigError> {
-        let mut fig = Figment::new();
-        if let Some(text) = &self.file_text {
-            fig = fig.merge(Toml::string(text));
-        }
-        for (var, value) in &self.env {
-            let Some(key) = plain_env_key(var) else { continue };
-            let value: figment::value::Value =
-                value.parse().unwrap_or_else(|never: std::convert::Infallible| match never {});
-            fig = fig.merge(Serialized::default(&key, value));
-        }
-        for (var, name) in RAW_ENV_LISTS {
-            if let Some(raw) = self.env.get(*var) {
-                let list = parse_env_list(raw).map_err(|m| ConfigError::new(*name, m))?;
-                fig = fig.merge(Serialized::default(name, list));
-            }
-        }
-        if !runtime.is_empty() {
-            fig = fig.merge(Serialized::defaults(nest(runtime)));
-        }
-        let config: Config = fig.extract().map_err(figment_error)?;
-        validate(&config)?;
-        Ok(config)
-    }
-
-    /// Where the effective value of `name` comes from: `runtime`, `env`, `file` or `default`.
-    pub fn source(&self, name: &str, runtime: &BTreeMap<String, toml::Value>) -> &'static str {
-        if runtime.contains_key(name) {
-            return "runtime";
-        }
-        let var = format!("{ENV_PREFIX}{}", name.replace('.', "__")).to_ascii_uppercase();
-        if self.env.keys().any(|k| k.eq_ignore_ascii_case(&var)) {
-            return "env";
-        }
-        let mut parts = name.split('.');
-        let (Some(section), Some(leaf)) = (parts.next(), parts.next()) else { return "default" };
-        match self.file_table.get(section).and_then(|s| s.as_table()) {
-            Some(t) if t.contains_key(leaf) => "file",
-            _ => "default",
-        }
-    }
-}
-
-/// `GATEWAY_KEYS__MAX_RETRIES` → `keys.max_retries`; `None` for variables handled elsewhere.
-/// The environment is passed in rather than read by figment, so tests can run in parallel.
-fn plain_env_key(var: &str) -> Option<String> {
-    let rest = var.strip_prefix(ENV_PREFIX)?;
-    if rest.eq_ignore_ascii_case("CONFIG") || RAW_ENV_LISTS.iter().any(|(raw, _)| raw.eq_ignore_ascii_case(var)) {
-        return None;
-    }
-    Some(rest.to_ascii_lowercase().replace("__", "."))
-}
-
-fn figment_error(err: figment::Error) -> ConfigError {
-    let first = err.into_iter().next().expect("a figment error holds at least one error");
-    let path = first.path.join(".");
-    let field = match &first.kind {
-        figment::error::Kind::UnknownField(name, _) if path.is_empty() => name.clone(),
-        _ if path.is_empty() => "config".to_string(),
-        _ => path,
-    };
-    ConfigError::new(field, first.kind.to_string())
-}
-
-/// A list from the environment: a TOML/JSON array of strings, or comma-separated bare values.
-fn parse_env_list(raw: &str) -> Result<Vec<String>, String> {
-    let raw = raw.trim();
-    if raw.starts_with('[') {
-        #[derive(Deserialize)]
-        struct Wrap {
-            v: Vec<String>,
-        }
-        toml::from_str::<Wrap>(&format!("v = {raw}"))
-            .map(|w| w.v)
-            .map_err(|e| format!("expected an array of strings such as [\"a\",\"b\"]: {}", e.message()))
-    } else {
-        Ok(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
-    }
-}
-
-/// Turns `{"keys.max_retries": 5}` into `{keys = {max_retries = 5}}`.
-fn nest(runtime: &BTreeMap<String, toml::Value>) -> toml::Table {
-    let mut root = toml::Table::new();
-    for (name, value) in runtime {
-        let Some((section, leaf)) = name.split_once('.') else { continue };
-        let entry = root.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(t) = entry {
-            t.insert(leaf.to_string(), value.clone());
-        }
-    }
-    root
-}
-
-/// Parses an operator's TOML literal (`5`, `true`, `'["a","b"]'`, `"text"`). A bare word that is
-/// not TOML is taken as a string, so `gbctl settings set keys.verify_model gemini-2.5-pro` works.
-pub fn parse_literal(text: &str) -> Result<toml::Value, String> {
-    #[derive(Deserialize)]
-    struct Wrap {
-        v: toml::Value,
-    }
-    match toml::from_str::<Wrap>(&format!("v = {text}")) {
-        Ok(w) => Ok(w.v),
-        Err(_) if !text.trim().is_empty() && !text.trim_start().starts_with(['[', '{', '"', '\'']) => {
-            Ok(toml::Value::String(text.to_string()))
-        }
-        Err(e) => Err(format!("not a TOML value: {}", e.message())),
-    }
-}
-
-/// The value of one field as JSON, secrets redacted.
-pub fn field_value(config: &Config, name: &str) -> Option<serde_json::Value> {
-    let json = serde_json::to_value(config).ok()?;
-    json.pointer(&format!("/{}", name.replace('.', "/"))).cloned()
-}
-
-fn validate(c: &Config) -> Result<(), ConfigError> {
+pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
     parse_addr(&c.server.listen).map_err(|m| ConfigError::new("server.listen", m))?;
     if c.server.admin_socket.trim().is_empty() {
         return Err(ConfigError::new("server.admin_socket", "must not be empty"));
@@ -525,28 +269,10 @@ fn validate_schedule(s: &str) -> Result<(), String> {
         .map_err(|e| format!("not a cron expression with seconds (e.g. \"0 30 3 * * *\"): {e}"))
 }
 
-/// The atomically swapped configuration snapshot the hot path reads: a read lock held only long
-/// enough to clone an `Arc`, never across an await.
-#[derive(Debug)]
-pub struct Live<T> {
-    inner: RwLock<Arc<T>>,
-}
-
-impl<T> Live<T> {
-    pub fn new(value: T) -> Self {
-        Live { inner: RwLock::new(Arc::new(value)) }
-    }
-    pub fn load(&self) -> Arc<T> {
-        self.inner.read().clone()
-    }
-    pub fn store(&self, value: T) {
-        *self.inner.write() = Arc::new(value);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -652,5 +378,21 @@ mod tests {
         for f in FIELDS {
             assert!(field_value(&c, f.name).is_some(), "{}", f.name);
         }
+    }
+
+    /// The other direction: a field added to a struct but not to the registry could not be set,
+    /// listed or checked by `gbctl settings`.
+    #[test]
+    fn every_struct_field_is_in_the_registry() {
+        let json = serde_json::to_value(Config::default()).unwrap();
+        let mut seen = 0;
+        for (section, fields) in json.as_object().unwrap() {
+            for name in fields.as_object().unwrap().keys() {
+                let dotted = format!("{section}.{name}");
+                assert!(find_field(&dotted).is_some(), "{dotted} is missing from config::FIELDS");
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, FIELDS.len(), "FIELDS lists a name twice or one no struct has");
     }
 }
