@@ -19,6 +19,7 @@ use crate::config::{self, FIELDS, find_field};
 use crate::keypool::{KeyEntry, KeyState};
 use crate::logbook::Written;
 use crate::record::{ErrorRecord, RequestRecord};
+use crate::settings::ChangeError;
 use crate::state::State;
 use crate::store::{LogFilter, StatsBy, StoreError};
 
@@ -347,11 +348,10 @@ async fn verify(state: &Arc<State>, sel: api::KeySelection) -> Reply {
 fn setting_view(state: &State, name: &str) -> Option<api::SettingView> {
     let field = find_field(name)?;
     let config = state.config.load();
-    let runtime = state.runtime.lock();
     Some(api::SettingView {
         name: field.name.into(),
         value: config::field_value(&config, field.name).unwrap_or_default(),
-        source: state.layers.source(field.name, &runtime).into(),
+        source: state.settings.source(field.name).into(),
         hot: field.hot,
     })
 }
@@ -377,7 +377,7 @@ async fn setting_set(state: &Arc<State>, name: &str, req: api::SetSettingRequest
         ));
     }
     let value = config::parse_literal(&req.value).map_err(|e| fail(StatusCode::BAD_REQUEST, format!("{name}: {e}")))?;
-    apply_runtime(state, name, Some((value, req.value))).await?;
+    apply_runtime(state, name, Some(value)).await?;
     setting_get(state, name)
 }
 
@@ -387,36 +387,26 @@ async fn setting_unset(state: &Arc<State>, name: &str) -> Reply {
     setting_get(state, name)
 }
 
-/// Validates a runtime change with the config file's rules, persists it, then swaps the snapshot
-/// the next request reads.
-async fn apply_runtime(
-    state: &Arc<State>,
-    name: &str,
-    change: Option<(toml::Value, String)>,
-) -> Result<(), AdminError> {
-    let _writer = state.settings_writer.lock().await;
-    let mut next = state.runtime.lock().clone();
-    match &change {
-        Some((value, _)) => next.insert(name.to_string(), value.clone()),
-        None => next.remove(name),
+/// Validates a runtime change, persists it, then swaps the snapshot the next request reads.
+async fn apply_runtime(state: &Arc<State>, name: &str, value: Option<toml::Value>) -> Result<(), AdminError> {
+    let no_token_left = |c: &crate::config::Config| match c.auth.tokens.is_empty() && state.generated_tokens.is_empty()
+    {
+        true => Err("auth.tokens: refusing a change that leaves no client token".to_string()),
+        false => Ok(()),
     };
-    let config = state.layers.resolve(&next).map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
-    if config.auth.tokens.is_empty() && state.generated_tokens.is_empty() {
-        return Err(fail(StatusCode::BAD_REQUEST, "auth.tokens: refusing a change that leaves no client token"));
-    }
-    let store = state.store.clone();
-    let (key, now) = (name.to_string(), state.now());
-    let literal = change.map(|(v, _)| v.to_string());
-    blocking(move || match literal {
-        Some(l) => store.set_setting(&key, &l, now),
-        None => store.unset_setting(&key).map(|_| ()),
+    let persist = async |literal: Option<String>| {
+        let store = state.store.clone();
+        let (key, now) = (name.to_string(), state.now());
+        blocking(move || match literal {
+            Some(l) => store.set_setting(&key, &l, now),
+            None => store.unset_setting(&key).map(|_| ()),
+        })
+        .await
+    };
+    state.settings.change(&state.config, name, value, no_token_left, persist).await.map_err(|e| match e {
+        ChangeError::Invalid(m) => fail(StatusCode::BAD_REQUEST, m),
+        ChangeError::Persist(e) => e,
     })
-    .await?;
-    *state.runtime.lock() = next;
-    state.config.store(config);
-    state.settings_changed.notify_waiters();
-    tracing::info!("setting {name} changed at runtime");
-    Ok(())
 }
 
 // ---- logs and stats --------------------------------------------------------------------------

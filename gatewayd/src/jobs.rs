@@ -59,7 +59,7 @@ async fn schedule(
     job: fn(Arc<State>) -> JobFuture,
 ) {
     loop {
-        let changed = state.settings_changed.notified();
+        let changed = state.settings.changed();
         tokio::pin!(changed);
         changed.as_mut().enable();
         let now = state.now();

@@ -20,6 +20,7 @@ pub mod record;
 pub mod router;
 pub mod secret;
 pub mod server;
+pub mod settings;
 pub mod sse;
 pub mod state;
 pub mod store;
@@ -33,8 +34,6 @@ use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-
-use parking_lot::Mutex;
 
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Layers};
@@ -89,10 +88,9 @@ struct Loaded {
 
 impl Daemon {
     pub async fn boot(layers: Layers, clock: Arc<Clock>) -> Result<Daemon, BootError> {
-        let base = layers.resolve(&BTreeMap::new())?;
         let boot_layers = layers.clone();
         let now = clock.now();
-        let loaded = tokio::task::spawn_blocking(move || load(&boot_layers, base, now))
+        let loaded = tokio::task::spawn_blocking(move || load(&boot_layers, now))
             .await
             .map_err(|e| BootError::Other(format!("boot task failed: {e}")))??;
         let Loaded { store, config, runtime, keys, generated_tokens, generated_token } = loaded;
@@ -101,10 +99,8 @@ impl Daemon {
         let pool = KeyPool::new(keys.into_iter().map(|k| KeyEntry::new(k.id, Secret::new(k.key), k.health)).collect());
         let admin_socket = PathBuf::from(&config.server.admin_socket);
         let state = Arc::new(State {
-            layers,
-            runtime: Mutex::new(runtime),
+            settings: settings::Settings::new(layers, runtime),
             generated_tokens,
-            settings_writer: tokio::sync::Mutex::new(()),
             config: Live::new(config),
             pool,
             store,
@@ -117,7 +113,6 @@ impl Daemon {
             stopping: tokio::sync::watch::channel(false).0,
             models_cache: parking_lot::RwLock::new(None),
             throttle: Default::default(),
-            settings_changed: tokio::sync::Notify::new(),
         });
         Ok(Daemon { state, writer, generated_token })
     }
@@ -143,18 +138,10 @@ impl Daemon {
     }
 }
 
-fn load(layers: &Layers, base: Config, now: chrono::DateTime<chrono::Utc>) -> Result<Loaded, BootError> {
+fn load(layers: &Layers, now: chrono::DateTime<chrono::Utc>) -> Result<Loaded, BootError> {
+    let base = layers.resolve(&BTreeMap::new())?;
     let store = Store::open(std::path::Path::new(&base.database.path))?;
-    let mut runtime = BTreeMap::new();
-    for (name, literal) in store.load_settings()? {
-        match config::parse_literal(&literal) {
-            Ok(v) if config::find_field(&name).is_some() => {
-                runtime.insert(name, v);
-            }
-            _ => tracing::warn!("ignoring stored setting {name}: not a known field or not a TOML value"),
-        }
-    }
-    let config = resolve_runtime(layers, &mut runtime)?;
+    let (config, runtime) = settings::effective(layers, store.load_settings()?)?;
     // With no token configured in any layer, clients use a generated one: made and printed once,
     // stored, and set aside as soon as a token is configured (file, env or runtime).
     let mut generated_tokens: Vec<Secret> = store.generated_tokens()?.into_iter().map(Secret::new).collect();
@@ -172,20 +159,6 @@ fn load(layers: &Layers, base: Config, now: chrono::DateTime<chrono::Utc>) -> Re
     }
     let keys = store.load_keys()?;
     Ok(Loaded { store, config, runtime, keys, generated_tokens, generated_token })
-}
-
-/// Resolves with the stored runtime settings; one that no longer validates (after an upgrade, say)
-/// is dropped with a warning rather than keeping the daemon from starting.
-fn resolve_runtime(layers: &Layers, runtime: &mut BTreeMap<String, toml::Value>) -> Result<Config, ConfigError> {
-    loop {
-        match layers.resolve(runtime) {
-            Ok(c) => return Ok(c),
-            Err(e) if runtime.remove(&e.field).is_some() => {
-                tracing::warn!("ignoring stored setting {}: {}", e.field, e.message);
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// A client token: `gw-` and 48 hex digits from the kernel's CSPRNG.

@@ -67,19 +67,18 @@ fn check_config(layers: &Layers) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_refused(&e),
     };
-    let mut runtime = BTreeMap::new();
     let db = std::path::Path::new(&base.database.path);
-    if db.exists()
-        && let Ok(store) = gatewayd::store::Store::open(db)
-        && let Ok(settings) = store.load_settings()
-    {
-        for (name, literal) in settings {
-            if let Ok(v) = gatewayd::config::parse_literal(&literal) {
-                runtime.insert(name, v);
-            }
-        }
-    }
-    let effective = layers.resolve(&runtime).unwrap_or(base);
+    let stored = match db.exists() {
+        true => gatewayd::store::Store::open(db).and_then(|s| s.load_settings()).unwrap_or_else(|e| {
+            eprintln!("gatewayd: runtime settings not read from {}: {e}", db.display());
+            Default::default()
+        }),
+        false => Default::default(),
+    };
+    let effective = match gatewayd::settings::effective(layers, stored) {
+        Ok((c, _)) => c,
+        Err(e) => return config_refused(&e),
+    };
     match toml::to_string_pretty(&effective) {
         Ok(text) => {
             print!("{text}");

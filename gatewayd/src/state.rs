@@ -1,16 +1,13 @@
 //! The daemon's shared state, built once at boot and handed to every connection.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use parking_lot::Mutex;
-
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::config::{Config, Layers};
+use crate::config::Config;
 use crate::keypool::KeyPool;
 use crate::live::Live;
 use crate::logbook::Logbook;
@@ -18,14 +15,10 @@ use crate::store::Store;
 use crate::upstream::Upstream;
 
 pub struct State {
-    pub layers: Layers,
-    /// Runtime settings (name → TOML value), changed only by the admin API.
-    pub runtime: Mutex<BTreeMap<String, toml::Value>>,
+    /// Runtime settings and the layers below them; changed only by the admin API.
+    pub settings: crate::settings::Settings,
     /// Tokens the daemon generated; accepted only while `auth.tokens` is empty.
     pub generated_tokens: Vec<crate::secret::Secret>,
-    /// Serializes runtime-setting changes (validate, persist, swap) so two at once cannot lose
-    /// one. Admin-only: the hot path never takes it.
-    pub settings_writer: tokio::sync::Mutex<()>,
     pub config: Live<Config>,
     pub pool: KeyPool,
     pub store: Store,
@@ -39,8 +32,6 @@ pub struct State {
     pub stopping: watch::Sender<bool>,
     /// Gateway-wide backoff when Google throttles the egress IP.
     pub throttle: crate::throttle::Throttle,
-    /// Signalled when a runtime setting changes, so scheduled jobs pick up new schedules.
-    pub settings_changed: tokio::sync::Notify,
     /// The upstream model list, cached briefly for `GET /v1/models` (fetched at, list).
     pub models_cache: parking_lot::RwLock<Option<(std::time::Instant, serde_json::Value)>>,
 }

@@ -34,7 +34,7 @@ async fn upstream_goes_through_socks5_and_the_proxy_is_hot() {
     assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
     assert!(seen.targets.lock().unwrap().is_empty(), "direct while no proxy is set");
     // A new proxy set at runtime is used by the next request (the client is rebuilt).
-    let mut config = gw.state.layers.resolve(&Default::default()).unwrap();
+    let mut config = gw.state.settings.layers().resolve(&Default::default()).unwrap();
     config.upstream.proxy = format!("socks5://alice:s3cret@{proxy}");
     gw.state.config.store(config);
     assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
