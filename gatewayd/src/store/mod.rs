@@ -1,0 +1,171 @@
+//! All SQL lives here: the r2d2 pool, the schema and its version (this file), and typed queries
+//! by table group (`keys`, `settings`, `logs`). Every function is blocking; async callers go
+//! through `spawn_blocking` or the log writer, never the hot path.
+
+mod keys;
+mod logs;
+mod settings;
+
+use std::path::Path;
+
+use chrono::{DateTime, TimeZone, Utc};
+use r2d2_sqlite::SqliteConnectionManager;
+
+pub use self::keys::{KeyRow, KeyUsage};
+pub use self::logs::{LogFilter, StatsBy, StatsGroup, StoredError, StoredRequest};
+
+const SCHEMA: &str = include_str!("../../../schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("database schema version {found} is newer than this gatewayd understands ({SCHEMA_VERSION})")]
+    TooNew { found: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating the file and its directory) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            c.pragma_update(None, "foreign_keys", "ON")?;
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(())
+        });
+        let pool = r2d2::Pool::builder().max_size(4).build(manager)?;
+        let store = Store { pool };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+        Ok(self.pool.get()?)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut c = self.conn()?;
+        let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { found: version });
+        }
+        if version == 0 {
+            let tx = c.transaction()?;
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    // ---- keys ----------------------------------------------------------------------------
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keypool::{Health, KeyState, ModelCooldown};
+    use crate::outcome::CoolReason;
+    use crate::record::{AttemptRecord, RequestRecord};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("sub/gateway.db")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn schema_is_versioned_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let s = Store::open(&path).unwrap();
+        let v: i64 = s.conn().unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = s.conn().unwrap().pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(s);
+        Store::open(&path).unwrap();
+    }
+
+    #[test]
+    fn seeding_skips_keys_ever_held() {
+        let (_d, s) = store();
+        let now = Utc::now();
+        let keys = vec!["k-one-1234".to_string(), "k-two-1234".to_string()];
+        let (added, dup) = s.add_keys(&keys, true, now).unwrap();
+        assert_eq!((added.len(), dup), (2, 0));
+        s.remove_keys(&[added[0].id]).unwrap();
+        let (added, _) = s.add_keys(&keys, true, now).unwrap();
+        assert!(added.is_empty());
+        assert_eq!(s.load_keys().unwrap().len(), 1);
+        // An operator may add it back explicitly.
+        let (added, dup) = s.add_keys(&keys, false, now).unwrap();
+        assert_eq!((added.len(), dup), (1, 1));
+    }
+
+    #[test]
+    fn health_round_trips() {
+        let (_d, s) = store();
+        let now = from_ms(ms(Utc::now()));
+        let (added, _) = s.add_keys(&["k-one-1234".to_string()], false, now).unwrap();
+        let cooldowns = [("m".to_string(), ModelCooldown { until: now, reason: CoolReason::Rpd })].into();
+        let h = Health::restored(KeyState::Invalid, 2, cooldowns, Some("503".into()));
+        s.save_health(&[(added[0].id, h.clone())], now).unwrap();
+        assert_eq!(s.load_keys().unwrap()[0].health, h);
+    }
+
+    #[test]
+    fn logs_insert_query_and_expire() {
+        let (_d, s) = store();
+        let now = from_ms(ms(Utc::now()));
+        let old = now - chrono::Duration::days(40);
+        let rec = |ts| RequestRecord {
+            ts,
+            route: "generateContent".into(),
+            model: Some("m".into()),
+            key_id: Some(1),
+            status: 200,
+            latency_ms: 5,
+            attempts: vec![AttemptRecord { ts, key_id: 1, status: Some(200), ok: true, latency_ms: 5, word: None }],
+            attempt_count: 1,
+            stored_trail: None,
+            stream: false,
+            prompt_tokens: Some(3),
+            completion_tokens: Some(4),
+            error: None,
+        };
+        s.insert_logs(&[rec(old), rec(now)], &[]).unwrap();
+        let rows = s.recent_requests(&LogFilter { limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].record.trail(), "#1 200");
+        assert_eq!(s.delete_old_requests(now - chrono::Duration::days(30), 100).unwrap(), 1);
+        assert_eq!(s.count_requests_since(old).unwrap(), 1);
+        let stats = s.stats(StatsBy::Model, old).unwrap();
+        assert_eq!((stats[0].requests, stats[0].prompt_tokens), (1, 3));
+    }
+}
