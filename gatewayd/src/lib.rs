@@ -5,10 +5,12 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod dialect;
 pub mod error;
+pub mod image_fetch;
 pub mod jobs;
 pub mod keypool;
 pub mod live;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
-use crate::dialect::{gemini, openai};
+use crate::dialect::{gemini, openai, passthrough};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
 
@@ -101,7 +101,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
                 openai::handle(&state, rest, &parts.method, &parts.headers, body).await
             }
             Route::OpenAiPassthrough { rest } => {
-                Ok(openai::passthrough(&state, rest, &parts.method, &parts.headers, query, body).await)
+                Ok(passthrough::passthrough(&state, rest, &parts.method, &parts.headers, query, body).await)
             }
             _ => Err(not_found(&path)),
         }

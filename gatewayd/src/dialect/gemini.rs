@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::auth::strip_key_param;
 use crate::body::{Body, full};
+use crate::catalog;
 use crate::config::Config;
 use crate::error::{ApiError, Dialect};
 use crate::models::{self, ModelName};
@@ -133,8 +134,8 @@ impl Render for Native {
     fn whole(self, served: Served) -> (Response<Body>, Option<Usage>) {
         let body = match &self.shape {
             Shape::Untouched => served.body,
-            Shape::ModelList(cfg) => shape_model_list(cfg, served.body),
-            Shape::SearchVariant(cfg, m) => name_search_variant(cfg, m.as_str(), served.body),
+            Shape::ModelList(cfg) => catalog::shape_model_list(cfg, served.body),
+            Shape::SearchVariant(cfg, m) => catalog::name_search_variant(cfg, m.as_str(), served.body),
         };
         let usage = usage_of_body(&body);
         (whole_response(served.status, &served.headers, body), usage)
@@ -183,51 +184,6 @@ pub fn whole_response(status: StatusCode, upstream: &HeaderMap, body: Bytes) -> 
 fn copy_content_type(from: &HeaderMap, to: &mut HeaderMap, default: &'static str) {
     let value = from.get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static(default));
     to.insert(header::CONTENT_TYPE, value);
-}
-
-/// An upstream model list with `models.hidden` removed and `NAME-search` variants of
-/// `models.search_models` added; the bytes are untouched when there is nothing to do.
-fn shape_model_list(cfg: &Config, body: Bytes) -> Bytes {
-    if cfg.models.hidden.is_empty() && cfg.models.search_models.is_empty() {
-        return body;
-    }
-    let Ok(mut v) = serde_json::from_slice::<Value>(&body) else { return body };
-    if let Some(models) = v.get_mut("models").and_then(Value::as_array_mut) {
-        let mut variants = Vec::new();
-        for m in models.iter() {
-            let Some(name) = m.get("name").and_then(Value::as_str) else { continue };
-            let base = name.strip_prefix("models/").unwrap_or(name);
-            let variant = format!("{base}-search");
-            if models::search_base(&variant, &cfg.models.search_models).is_some()
-                && !models::is_hidden(&cfg.models, &variant)
-            {
-                variants.push(search_variant(m, &variant));
-            }
-        }
-        models.retain(|m| !m.get("name").and_then(Value::as_str).is_some_and(|n| models::is_hidden(&cfg.models, n)));
-        models.extend(variants);
-    }
-    serde_json::to_vec(&v).map(Bytes::from).unwrap_or(body)
-}
-
-fn search_variant(base: &Value, variant: &str) -> Value {
-    let mut m = base.clone();
-    m["name"] = Value::String(format!("models/{variant}"));
-    if let Some(d) = base.get("displayName").and_then(Value::as_str) {
-        m["displayName"] = Value::String(format!("{d} (with Google Search)"));
-    }
-    m
-}
-
-/// `GET models/NAME-search` answers with the base model, renamed.
-fn name_search_variant(cfg: &Config, requested: &str, body: Bytes) -> Bytes {
-    if models::search_base(requested, &cfg.models.search_models).is_none() {
-        return body;
-    }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => serde_json::to_vec(&search_variant(&v, requested)).map(Bytes::from).unwrap_or(body),
-        Err(_) => body,
-    }
 }
 
 #[cfg(test)]

@@ -3,3 +3,6 @@
 
 pub mod gemini;
 pub mod openai;
+pub mod passthrough;
+pub mod schema;
+pub mod signature;

@@ -1,0 +1,11 @@
+//! The OpenAI chat-completions dialect, by noun: the request, the whole answer, the stream.
+
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub use self::request::{ChatRequest, Options, chat_request, remote_image_urls};
+pub use self::response::chat_response;
+pub use self::stream::{ChunkTranslator, Translate};

@@ -1,0 +1,433 @@
+//! PURE: an OpenAI chat-completions request → a Gemini generateContent body (gemini-api.md's
+//! mapping). Nothing is lost silently: a field that cannot be translated is refused with its name.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::prelude::{BASE64_STANDARD, Engine as _};
+use serde_json::{Map, Value, json};
+
+use crate::dialect::openai::bad_request::{BadRequest, bad, checked_model};
+use crate::dialect::schema::clean_schema;
+use crate::dialect::signature::signature_from_id;
+use crate::models::ModelName;
+
+/// What the request translation needs from configuration and from the gateway's image fetches.
+#[derive(Debug, Default)]
+pub struct Options<'a> {
+    pub search_models: &'a [String],
+    pub thinking_budget: Option<&'a BTreeMap<String, i64>>,
+    /// `passthrough` or a threshold for every category.
+    pub safety: &'a str,
+    /// http(s) image URLs already fetched by the gateway: url → (mime type, base64 data).
+    pub images: Option<&'a HashMap<String, (String, String)>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The model as the client named it (echoed back).
+    pub model: String,
+    /// The Gemini model to call.
+    pub upstream_model: ModelName,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// The generateContent body.
+    pub body: Value,
+}
+
+/// The http(s) image URLs a request refers to, for the gateway to fetch before translating.
+pub fn remote_image_urls(req: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in req.get("messages").and_then(Value::as_array).into_iter().flatten() {
+        for part in m.get("content").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(url) = image_url(part)
+                && (url.starts_with("http://") || url.starts_with("https://"))
+                && !out.iter().any(|u| u == url)
+            {
+                out.push(url.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn image_url(part: &Value) -> Option<&str> {
+    if part.get("type").and_then(Value::as_str) != Some("image_url") {
+        return None;
+    }
+    let iu = part.get("image_url")?;
+    iu.as_str().or_else(|| iu.get("url").and_then(Value::as_str))
+}
+
+pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadRequest> {
+    let obj = req.as_object().ok_or_else(|| bad("body", "must be a JSON object"))?;
+    let (model, mut upstream_model) = checked_model(obj)?;
+    let mut tools: Vec<Value> = Vec::new();
+    if let Some(base) = crate::models::search_base(upstream_model.as_str(), opts.search_models) {
+        upstream_model = ModelName::parse(base).map_err(|e| bad("model", e.to_string()))?;
+        tools.push(json!({"googleSearch": {}}));
+    }
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(bad("stream", "must be a boolean")),
+    };
+    let include_usage = req.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let messages = obj
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| bad("messages", "must be a non-empty array"))?;
+    let (system, contents) = convert_messages(messages, opts)?;
+    let mut body = Map::new();
+    body.insert("contents".into(), Value::Array(contents));
+    if !system.is_empty() {
+        body.insert("systemInstruction".into(), json!({"parts": system}));
+    }
+    if let Some(declared) = obj.get("tools").filter(|t| !t.is_null()) {
+        let declarations = function_declarations(declared)?;
+        if !declarations.is_empty() {
+            tools.push(json!({"functionDeclarations": declarations}));
+        }
+    }
+    if !tools.is_empty() {
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = obj.get("tool_choice").filter(|t| !t.is_null()) {
+        body.insert("toolConfig".into(), json!({"functionCallingConfig": tool_choice(choice)?}));
+    }
+    let generation = generation_config(obj, upstream_model.as_str(), opts)?;
+    if !generation.is_empty() {
+        body.insert("generationConfig".into(), Value::Object(generation));
+    }
+    let mut body = Value::Object(body);
+    crate::models::merge_safety(&mut body, opts.safety);
+    Ok(ChatRequest { model, upstream_model, stream, include_usage, body })
+}
+
+fn convert_messages(messages: &[Value], opts: &Options) -> Result<(Vec<Value>, Vec<Value>), BadRequest> {
+    let mut system: Vec<Value> = Vec::new();
+    let mut contents: Vec<Value> = Vec::new();
+    let mut call_names: HashMap<String, String> = HashMap::new();
+    for (i, m) in messages.iter().enumerate() {
+        let field = format!("messages[{i}]");
+        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| bad(format!("{field}.role"), "required"))?;
+        let content = m.get("content").unwrap_or(&Value::Null);
+        match role {
+            "system" | "developer" => system.extend(content_parts(content, &format!("{field}.content"), opts)?),
+            "user" => {
+                let parts = content_parts(content, &format!("{field}.content"), opts)?;
+                if parts.is_empty() {
+                    return Err(bad(format!("{field}.content"), "must not be empty"));
+                }
+                push_turn(&mut contents, "user", parts);
+            }
+            "assistant" => {
+                let mut parts = content_parts(content, &format!("{field}.content"), opts)?;
+                for (j, call) in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                    let f = format!("{field}.tool_calls[{j}]");
+                    let name = call
+                        .pointer("/function/name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad(format!("{f}.function.name"), "required"))?;
+                    let args =
+                        parse_arguments(call.pointer("/function/arguments"), &format!("{f}.function.arguments"))?;
+                    let id = call.get("id").and_then(Value::as_str).unwrap_or("");
+                    let mut part = json!({"functionCall": {"name": name, "args": args}});
+                    let signature = signature_from_id(id).map(String::from).or_else(|| {
+                        call.pointer("/extra_content/google/thought_signature")
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    });
+                    if let Some(sig) = signature {
+                        part["thoughtSignature"] = Value::String(sig);
+                    }
+                    if !id.is_empty() {
+                        call_names.insert(id.to_string(), name.to_string());
+                    }
+                    parts.push(part);
+                }
+                // The legacy single `function_call`.
+                if let Some(fc) = m.get("function_call").filter(|v| !v.is_null()) {
+                    let name = fc
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad(format!("{field}.function_call.name"), "required"))?;
+                    let args = parse_arguments(fc.get("arguments"), &format!("{field}.function_call.arguments"))?;
+                    parts.push(json!({"functionCall": {"name": name, "args": args}}));
+                }
+                if !parts.is_empty() {
+                    push_turn(&mut contents, "model", parts);
+                }
+            }
+            "tool" | "function" => {
+                let name = if role == "tool" {
+                    let id = m
+                        .get("tool_call_id")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad(format!("{field}.tool_call_id"), "required"))?;
+                    call_names.get(id).cloned().ok_or_else(|| {
+                        bad(format!("{field}.tool_call_id"), format!("no earlier assistant tool call has id {id:?}"))
+                    })?
+                } else {
+                    m.get("name")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                        .ok_or_else(|| bad(format!("{field}.name"), "required"))?
+                };
+                let text = text_of(content, &format!("{field}.content"))?;
+                let response = match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(o)) => Value::Object(o),
+                    Ok(other) if !text.trim().is_empty() => json!({"result": other}),
+                    _ => json!({"result": text}),
+                };
+                push_turn(
+                    &mut contents,
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                );
+            }
+            other => return Err(bad(format!("{field}.role"), format!("unknown role {other:?}"))),
+        }
+    }
+    if contents.is_empty() {
+        return Err(bad("messages", "no user or assistant message"));
+    }
+    Ok((system, contents))
+}
+
+/// Gemini wants alternating turns: consecutive messages of one role become one turn (several tool
+/// results answer several calls in one turn, as Gemini requires).
+fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
+    if let Some(last) = contents.last_mut()
+        && last["role"] == role
+        && let Some(existing) = last["parts"].as_array_mut()
+    {
+        existing.extend(parts);
+        return;
+    }
+    contents.push(json!({"role": role, "parts": parts}));
+}
+
+fn parse_arguments(v: Option<&Value>, field: &str) -> Result<Value, BadRequest> {
+    match v {
+        None | Some(Value::Null) => Ok(json!({})),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(json!({})),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(o)) => Ok(Value::Object(o)),
+            Ok(_) => Err(bad(field, "must be a JSON object encoded as a string")),
+            Err(e) => Err(bad(field, format!("not valid JSON: {e}"))),
+        },
+        Some(Value::Object(o)) => Ok(Value::Object(o.clone())),
+        Some(_) => Err(bad(field, "must be a JSON string")),
+    }
+}
+
+fn text_of(content: &Value, field: &str) -> Result<String, BadRequest> {
+    match content {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(parts) => {
+            let mut out = String::new();
+            for (k, p) in parts.iter().enumerate() {
+                match p.get("text").and_then(Value::as_str) {
+                    Some(t) => out.push_str(t),
+                    None => return Err(bad(format!("{field}[{k}]"), "only text parts are allowed here")),
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(bad(field, "must be a string or an array of parts")),
+    }
+}
+
+fn content_parts(content: &Value, field: &str, opts: &Options) -> Result<Vec<Value>, BadRequest> {
+    match content {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) if s.is_empty() => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![json!({"text": s})]),
+        Value::Array(parts) => {
+            let mut out = Vec::new();
+            for (k, p) in parts.iter().enumerate() {
+                let f = format!("{field}[{k}]");
+                let kind = p.get("type").and_then(Value::as_str).unwrap_or("text");
+                match kind {
+                    "text" => {
+                        let t = p
+                            .get("text")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| bad(format!("{f}.text"), "required"))?;
+                        out.push(json!({"text": t}));
+                    }
+                    "image_url" => {
+                        let url = image_url(p).ok_or_else(|| bad(format!("{f}.image_url.url"), "required"))?;
+                        out.push(inline_from_url(url, &format!("{f}.image_url.url"), opts)?);
+                    }
+                    "input_audio" => {
+                        let data = p
+                            .pointer("/input_audio/data")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| bad(format!("{f}.input_audio.data"), "required"))?;
+                        let format = p.pointer("/input_audio/format").and_then(Value::as_str).unwrap_or("wav");
+                        out.push(json!({"inlineData": {"mimeType": format!("audio/{format}"), "data": data}}));
+                    }
+                    "file" => {
+                        let data = p
+                            .pointer("/file/file_data")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| bad(format!("{f}.file.file_data"), "required (a data: URL)"))?;
+                        out.push(inline_from_url(data, &format!("{f}.file.file_data"), opts)?);
+                    }
+                    other => return Err(bad(format!("{f}.type"), format!("unsupported content part type {other:?}"))),
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(bad(field, "must be a string or an array of parts")),
+    }
+}
+
+fn inline_from_url(url: &str, field: &str, opts: &Options) -> Result<Value, BadRequest> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (meta, data) = rest.split_once(',').ok_or_else(|| bad(field, "malformed data: URL"))?;
+        let mime = meta.strip_suffix(";base64").ok_or_else(|| bad(field, "data: URL must be base64-encoded"))?;
+        let data: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+        if BASE64_STANDARD.decode(&data).is_err() {
+            return Err(bad(field, "data: URL holds invalid base64"));
+        }
+        let mime = if mime.is_empty() { "application/octet-stream" } else { mime };
+        return Ok(json!({"inlineData": {"mimeType": mime, "data": data}}));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return match opts.images.and_then(|m| m.get(url)) {
+            Some((mime, data)) => Ok(json!({"inlineData": {"mimeType": mime, "data": data}})),
+            None => Err(bad(field, "the image could not be fetched")),
+        };
+    }
+    Err(bad(field, "must be a data: URL or an http(s) URL"))
+}
+
+fn function_declarations(tools: &Value) -> Result<Vec<Value>, BadRequest> {
+    let tools = tools.as_array().ok_or_else(|| bad("tools", "must be an array"))?;
+    let mut out = Vec::new();
+    for (i, t) in tools.iter().enumerate() {
+        let kind = t.get("type").and_then(Value::as_str).unwrap_or("function");
+        if kind != "function" {
+            return Err(bad(format!("tools[{i}].type"), format!("unsupported tool type {kind:?}")));
+        }
+        let f = t.get("function").ok_or_else(|| bad(format!("tools[{i}].function"), "required"))?;
+        let name = f
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("tools[{i}].function.name"), "required"))?;
+        let mut decl = json!({"name": name});
+        if let Some(d) = f.get("description").and_then(Value::as_str) {
+            decl["description"] = json!(d);
+        }
+        if let Some(p) = f.get("parameters").filter(|p| !p.is_null()) {
+            let cleaned = clean_schema(p);
+            // An object schema with no properties is rejected by Gemini; no parameters says the same.
+            let empty_object = cleaned.get("type") == Some(&json!("object"))
+                && cleaned.get("properties").and_then(Value::as_object).is_none_or(|o| o.is_empty());
+            if !empty_object {
+                decl["parameters"] = cleaned;
+            }
+        }
+        out.push(decl);
+    }
+    Ok(out)
+}
+
+fn tool_choice(choice: &Value) -> Result<Value, BadRequest> {
+    match choice {
+        Value::String(s) => match s.as_str() {
+            "none" => Ok(json!({"mode": "NONE"})),
+            "auto" => Ok(json!({"mode": "AUTO"})),
+            "required" => Ok(json!({"mode": "ANY"})),
+            other => Err(bad("tool_choice", format!("unknown value {other:?}: use none, auto, required or an object"))),
+        },
+        Value::Object(_) => {
+            let name = choice
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("tool_choice.function.name", "required"))?;
+            Ok(json!({"mode": "ANY", "allowedFunctionNames": [name]}))
+        }
+        _ => Err(bad("tool_choice", "must be a string or an object")),
+    }
+}
+
+fn generation_config(obj: &Map<String, Value>, model: &str, opts: &Options) -> Result<Map<String, Value>, BadRequest> {
+    let mut g = Map::new();
+    let number = |name: &str| -> Result<Option<Value>, BadRequest> {
+        match obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::Number(_)) => Ok(Some(v.clone())),
+            Some(_) => Err(bad(name, "must be a number")),
+        }
+    };
+    for (openai, gemini) in [
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+        ("n", "candidateCount"),
+    ] {
+        if let Some(v) = number(openai)? {
+            g.insert(gemini.into(), v);
+        }
+    }
+    if let Some(v) = number("max_completion_tokens")?.or(number("max_tokens")?) {
+        g.insert("maxOutputTokens".into(), v);
+    }
+    match obj.get("stop") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            g.insert("stopSequences".into(), json!([s]));
+        }
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            g.insert("stopSequences".into(), Value::Array(a.clone()));
+        }
+        Some(_) => return Err(bad("stop", "must be a string or an array of strings")),
+    }
+    if let Some(rf) = obj.get("response_format").filter(|v| !v.is_null()) {
+        match rf.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            Some("json_object") => {
+                g.insert("responseMimeType".into(), json!("application/json"));
+            }
+            Some("json_schema") => {
+                let schema = rf
+                    .pointer("/json_schema/schema")
+                    .ok_or_else(|| bad("response_format.json_schema.schema", "required"))?;
+                g.insert("responseMimeType".into(), json!("application/json"));
+                g.insert("responseJsonSchema".into(), schema.clone());
+            }
+            other => {
+                return Err(bad(
+                    "response_format.type",
+                    format!("unsupported {other:?}: use text, json_object or json_schema"),
+                ));
+            }
+        }
+    }
+    match obj.get("reasoning_effort").filter(|v| !v.is_null()) {
+        Some(effort) => {
+            let budget = match effort.as_str() {
+                Some("none") | Some("minimal") => 0,
+                Some("low") => 1024,
+                Some("medium") => 8192,
+                Some("high") => 24576,
+                _ => return Err(bad("reasoning_effort", "use none, minimal, low, medium or high")),
+            };
+            g.insert("thinkingConfig".into(), json!({"thinkingBudget": budget, "includeThoughts": budget != 0}));
+        }
+        None => {
+            if let Some(budget) = opts.thinking_budget.and_then(|b| b.get(model)) {
+                g.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
+            }
+        }
+    }
+    Ok(g)
+}
