@@ -1,6 +1,9 @@
 //! PURE: incremental framing of Gemini's streams, safe across any chunk boundary: server-sent
 //! events (`alt=sse`, lines ending in `\r\n`, `\n` or `\r`) and the JSON-array form (one array whose
-//! elements arrive over time). Also writes SSE events.
+//! elements arrive over time). Also writes SSE events, plain and named (`event:` lines, as the
+//! Anthropic dialect needs). Hand-written rather than an eventsource crate: it must be safe at every
+//! split (tested at every offset), bounded against hostile streams, and the hot path needs control
+//! over its copies.
 
 use bytes::Bytes;
 
@@ -119,9 +122,30 @@ pub fn event(data: &str) -> Bytes {
     Bytes::from(s)
 }
 
+/// One named SSE event: `event: NAME`, then the data (one line).
+pub fn named_event(name: &str, data: &str) -> Bytes {
+    let mut s = String::with_capacity(name.len() + data.len() + 16);
+    s.push_str("event: ");
+    s.push_str(name);
+    s.push_str("\ndata: ");
+    s.push_str(data);
+    s.push_str("\n\n");
+    Bytes::from(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_plain_and_named_events() {
+        assert_eq!(&event("{}")[..], b"data: {}\n\n");
+        assert_eq!(&named_event("message_start", "{\"a\":1}")[..], b"event: message_start\ndata: {\"a\":1}\n\n");
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        p.feed(&named_event("ping", "{}"), &mut out);
+        assert_eq!(out, vec!["{}".to_string()], "our own parser reads a named event's data");
+    }
 
     fn sse_all(chunks: &[&[u8]]) -> Vec<String> {
         let mut p = SseParser::default();

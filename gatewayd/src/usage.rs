@@ -1,8 +1,7 @@
 //! Token usage read from Gemini answers (`usageMetadata`), from a whole body or from a stream as
 //! it passes, without holding the stream.
 
-use serde_json::Value;
-
+use crate::dialect::wire::UsageMetadata;
 use crate::sse::{ArraySplitter, SseParser};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -12,14 +11,16 @@ pub struct Usage {
     pub completion: u64,
 }
 
-pub fn usage_of(v: &Value) -> Option<Usage> {
-    let u = v.get("usageMetadata")?;
-    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
-    Some(Usage { prompt: n("promptTokenCount"), completion: n("candidatesTokenCount") + n("thoughtsTokenCount") })
+/// Only the usage of an answer: serde skips everything else without building it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageOnly {
+    #[serde(default)]
+    usage_metadata: Option<UsageMetadata>,
 }
 
 pub fn usage_of_body(body: &[u8]) -> Option<Usage> {
-    usage_of(&serde_json::from_slice(body).ok()?)
+    serde_json::from_slice::<UsageOnly>(body).ok()?.usage_metadata.map(|u| u.usage())
 }
 
 enum Framing {
@@ -48,7 +49,7 @@ impl StreamMeter {
         }
         for event in self.pending.drain(..) {
             if event.contains("usageMetadata")
-                && let Some(u) = serde_json::from_str::<Value>(&event).ok().as_ref().and_then(usage_of)
+                && let Some(u) = usage_of_body(event.as_bytes())
             {
                 self.usage = Some(u);
             }

@@ -6,3 +6,4 @@ pub mod openai;
 pub mod passthrough;
 pub mod schema;
 pub mod signature;
+pub mod wire;

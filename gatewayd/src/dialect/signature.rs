@@ -4,19 +4,17 @@
 
 use std::hash::{Hash, Hasher};
 
-use serde_json::Value;
-
 /// Separates a tool-call id from the Gemini thought signature carried inside it, so a client that
 /// sends the id back (as every OpenAI client does) also sends the signature back, with no state
 /// kept in the gateway.
 const SIGNATURE_MARK: &str = "__thought__";
 
-/// A stable tool-call id: the same call always gets the same id, and the Gemini thought signature
-/// rides inside it.
-pub fn tool_call_id(call: &Value, position: usize, signature: Option<&str>) -> String {
+/// A tool-call id for a call (its name, arguments and position in the answer), with the Gemini
+/// thought signature riding inside it. The hash only has to differ between the calls of one
+/// answer: ids are echoed back by clients, never recomputed.
+pub fn tool_call_id(name: &str, arguments: &str, position: usize, signature: Option<&str>) -> String {
     let mut h = std::hash::DefaultHasher::new();
-    call.to_string().hash(&mut h);
-    position.hash(&mut h);
+    (name, arguments, position).hash(&mut h);
     let base = format!("call_{:016x}", h.finish());
     match signature {
         Some(sig) => format!("{base}{SIGNATURE_MARK}{sig}"),

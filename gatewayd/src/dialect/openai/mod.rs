@@ -16,12 +16,13 @@ use serde_json::Value;
 use self::chat::{ChunkTranslator, Options, Translate};
 use crate::body::Body;
 use crate::config::Config;
+use crate::dialect::wire::GenerateResponse;
 use crate::error::{ApiError, Dialect};
 use crate::models::{self, ModelName};
 use crate::proxy::{self, KeyChoice, Passthrough, Plan, Render, Served, forwarded_headers};
 use crate::state::State;
 use crate::upstream::{KeyPlacement, OutBody, Outgoing};
-use crate::usage::{Usage, usage_of};
+use crate::usage::Usage;
 use crate::{catalog, image_fetch};
 
 pub async fn handle(
@@ -100,8 +101,11 @@ impl Render for Chat {
     type Stream = Translate;
 
     fn whole(self, served: Served) -> (Response<Body>, Option<Usage>) {
-        let gemini: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
-        (json_ok(&chat::chat_response(&gemini, &self.model, created())), usage_of(&gemini))
+        // The attempt loop already judged the body (a 200 that is not an answer is retried), so a
+        // body that still does not read is answered as an empty completion.
+        let gemini: GenerateResponse = serde_json::from_slice(&served.body).unwrap_or_default();
+        let usage = gemini.usage();
+        (json_ok(&chat::chat_response(&gemini, &served.body, &self.model, created())), usage)
     }
 
     fn stream(self, _upstream: &HeaderMap) -> (Translate, HeaderMap) {
@@ -133,7 +137,7 @@ fn gemini_call(
     model: &ModelName,
     method: &str,
     headers: &HeaderMap,
-    body: &Value,
+    body: &impl serde::Serialize,
     stream: bool,
 ) -> (Plan, Outgoing) {
     let plan = Plan {

@@ -4,11 +4,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Number, Value, json};
 
 use crate::dialect::openai::bad_request::{BadRequest, bad, checked_model};
 use crate::dialect::schema::clean_schema;
 use crate::dialect::signature::signature_from_id;
+use crate::dialect::wire::{
+    Empty, FunctionCallingConfig, FunctionDeclaration, GenerateRequest, GenerationConfig, Part, Role,
+    SystemInstruction, ThinkingConfig, Tool, ToolConfig,
+};
 use crate::models::ModelName;
 
 /// What the request translation needs from configuration and from the gateway's image fetches.
@@ -31,7 +35,7 @@ pub struct ChatRequest {
     pub stream: bool,
     pub include_usage: bool,
     /// The generateContent body.
-    pub body: Value,
+    pub body: GenerateRequest,
 }
 
 /// The http(s) image URLs a request refers to, for the gateway to fetch before translating.
@@ -61,10 +65,10 @@ fn image_url(part: &Value) -> Option<&str> {
 pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadRequest> {
     let obj = req.as_object().ok_or_else(|| bad("body", "must be a JSON object"))?;
     let (model, mut upstream_model) = checked_model(obj)?;
-    let mut tools: Vec<Value> = Vec::new();
+    let mut body = GenerateRequest::default();
     if let Some(base) = crate::models::search_base(upstream_model.as_str(), opts.search_models) {
         upstream_model = ModelName::parse(base).map_err(|e| bad("model", e.to_string()))?;
-        tools.push(json!({"googleSearch": {}}));
+        body.tools.push(Tool::GoogleSearch(Empty {}));
     }
     let stream = match obj.get("stream") {
         None | Some(Value::Null) => false,
@@ -77,36 +81,27 @@ pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadReque
         .and_then(Value::as_array)
         .filter(|m| !m.is_empty())
         .ok_or_else(|| bad("messages", "must be a non-empty array"))?;
-    let (system, contents) = convert_messages(messages, opts)?;
-    let mut body = Map::new();
-    body.insert("contents".into(), Value::Array(contents));
+    let system = convert_messages(messages, opts, &mut body)?;
     if !system.is_empty() {
-        body.insert("systemInstruction".into(), json!({"parts": system}));
+        body.system_instruction = Some(SystemInstruction { parts: system });
     }
     if let Some(declared) = obj.get("tools").filter(|t| !t.is_null()) {
         let declarations = function_declarations(declared)?;
         if !declarations.is_empty() {
-            tools.push(json!({"functionDeclarations": declarations}));
+            body.tools.push(Tool::FunctionDeclarations(declarations));
         }
     }
-    if !tools.is_empty() {
-        body.insert("tools".into(), Value::Array(tools));
-    }
     if let Some(choice) = obj.get("tool_choice").filter(|t| !t.is_null()) {
-        body.insert("toolConfig".into(), json!({"functionCallingConfig": tool_choice(choice)?}));
+        body.tool_config = Some(ToolConfig { function_calling_config: tool_choice(choice)? });
     }
-    let generation = generation_config(obj, upstream_model.as_str(), opts)?;
-    if !generation.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(generation));
-    }
-    let mut body = Value::Object(body);
-    crate::models::merge_safety(&mut body, opts.safety);
+    body.generation_config = generation_config(obj, upstream_model.as_str(), opts)?;
+    body.apply_safety(opts.safety);
     Ok(ChatRequest { model, upstream_model, stream, include_usage, body })
 }
 
-fn convert_messages(messages: &[Value], opts: &Options) -> Result<(Vec<Value>, Vec<Value>), BadRequest> {
-    let mut system: Vec<Value> = Vec::new();
-    let mut contents: Vec<Value> = Vec::new();
+/// The messages as Gemini turns in `body`; returns the system parts.
+fn convert_messages(messages: &[Value], opts: &Options, body: &mut GenerateRequest) -> Result<Vec<Part>, BadRequest> {
+    let mut system: Vec<Part> = Vec::new();
     let mut call_names: HashMap<String, String> = HashMap::new();
     for (i, m) in messages.iter().enumerate() {
         let field = format!("messages[{i}]");
@@ -119,7 +114,7 @@ fn convert_messages(messages: &[Value], opts: &Options) -> Result<(Vec<Value>, V
                 if parts.is_empty() {
                     return Err(bad(format!("{field}.content"), "must not be empty"));
                 }
-                push_turn(&mut contents, "user", parts);
+                body.push_turn(Role::User, parts);
             }
             "assistant" => {
                 let mut parts = content_parts(content, &format!("{field}.content"), opts)?;
@@ -132,19 +127,15 @@ fn convert_messages(messages: &[Value], opts: &Options) -> Result<(Vec<Value>, V
                     let args =
                         parse_arguments(call.pointer("/function/arguments"), &format!("{f}.function.arguments"))?;
                     let id = call.get("id").and_then(Value::as_str).unwrap_or("");
-                    let mut part = json!({"functionCall": {"name": name, "args": args}});
                     let signature = signature_from_id(id).map(String::from).or_else(|| {
                         call.pointer("/extra_content/google/thought_signature")
                             .and_then(Value::as_str)
                             .map(String::from)
                     });
-                    if let Some(sig) = signature {
-                        part["thoughtSignature"] = Value::String(sig);
-                    }
                     if !id.is_empty() {
                         call_names.insert(id.to_string(), name.to_string());
                     }
-                    parts.push(part);
+                    parts.push(Part::call(name, args, signature));
                 }
                 // The legacy single `function_call`.
                 if let Some(fc) = m.get("function_call").filter(|v| !v.is_null()) {
@@ -153,10 +144,10 @@ fn convert_messages(messages: &[Value], opts: &Options) -> Result<(Vec<Value>, V
                         .and_then(Value::as_str)
                         .ok_or_else(|| bad(format!("{field}.function_call.name"), "required"))?;
                     let args = parse_arguments(fc.get("arguments"), &format!("{field}.function_call.arguments"))?;
-                    parts.push(json!({"functionCall": {"name": name, "args": args}}));
+                    parts.push(Part::call(name, args, None));
                 }
                 if !parts.is_empty() {
-                    push_turn(&mut contents, "model", parts);
+                    body.push_turn(Role::Model, parts);
                 }
             }
             "tool" | "function" => {
@@ -180,32 +171,15 @@ fn convert_messages(messages: &[Value], opts: &Options) -> Result<(Vec<Value>, V
                     Ok(other) if !text.trim().is_empty() => json!({"result": other}),
                     _ => json!({"result": text}),
                 };
-                push_turn(
-                    &mut contents,
-                    "user",
-                    vec![json!({"functionResponse": {"name": name, "response": response}})],
-                );
+                body.push_turn(Role::User, vec![Part::response(name, response)]);
             }
             other => return Err(bad(format!("{field}.role"), format!("unknown role {other:?}"))),
         }
     }
-    if contents.is_empty() {
+    if body.contents.is_empty() {
         return Err(bad("messages", "no user or assistant message"));
     }
-    Ok((system, contents))
-}
-
-/// Gemini wants alternating turns: consecutive messages of one role become one turn (several tool
-/// results answer several calls in one turn, as Gemini requires).
-fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    if let Some(last) = contents.last_mut()
-        && last["role"] == role
-        && let Some(existing) = last["parts"].as_array_mut()
-    {
-        existing.extend(parts);
-        return;
-    }
-    contents.push(json!({"role": role, "parts": parts}));
+    Ok(system)
 }
 
 fn parse_arguments(v: Option<&Value>, field: &str) -> Result<Value, BadRequest> {
@@ -240,11 +214,11 @@ fn text_of(content: &Value, field: &str) -> Result<String, BadRequest> {
     }
 }
 
-fn content_parts(content: &Value, field: &str, opts: &Options) -> Result<Vec<Value>, BadRequest> {
+fn content_parts(content: &Value, field: &str, opts: &Options) -> Result<Vec<Part>, BadRequest> {
     match content {
         Value::Null => Ok(Vec::new()),
         Value::String(s) if s.is_empty() => Ok(Vec::new()),
-        Value::String(s) => Ok(vec![json!({"text": s})]),
+        Value::String(s) => Ok(vec![Part::text(s.as_str())]),
         Value::Array(parts) => {
             let mut out = Vec::new();
             for (k, p) in parts.iter().enumerate() {
@@ -256,7 +230,7 @@ fn content_parts(content: &Value, field: &str, opts: &Options) -> Result<Vec<Val
                             .get("text")
                             .and_then(Value::as_str)
                             .ok_or_else(|| bad(format!("{f}.text"), "required"))?;
-                        out.push(json!({"text": t}));
+                        out.push(Part::text(t));
                     }
                     "image_url" => {
                         let url = image_url(p).ok_or_else(|| bad(format!("{f}.image_url.url"), "required"))?;
@@ -268,7 +242,7 @@ fn content_parts(content: &Value, field: &str, opts: &Options) -> Result<Vec<Val
                             .and_then(Value::as_str)
                             .ok_or_else(|| bad(format!("{f}.input_audio.data"), "required"))?;
                         let format = p.pointer("/input_audio/format").and_then(Value::as_str).unwrap_or("wav");
-                        out.push(json!({"inlineData": {"mimeType": format!("audio/{format}"), "data": data}}));
+                        out.push(Part::inline(format!("audio/{format}"), data));
                     }
                     "file" => {
                         let data = p
@@ -286,7 +260,7 @@ fn content_parts(content: &Value, field: &str, opts: &Options) -> Result<Vec<Val
     }
 }
 
-fn inline_from_url(url: &str, field: &str, opts: &Options) -> Result<Value, BadRequest> {
+fn inline_from_url(url: &str, field: &str, opts: &Options) -> Result<Part, BadRequest> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (meta, data) = rest.split_once(',').ok_or_else(|| bad(field, "malformed data: URL"))?;
         let mime = meta.strip_suffix(";base64").ok_or_else(|| bad(field, "data: URL must be base64-encoded"))?;
@@ -295,18 +269,18 @@ fn inline_from_url(url: &str, field: &str, opts: &Options) -> Result<Value, BadR
             return Err(bad(field, "data: URL holds invalid base64"));
         }
         let mime = if mime.is_empty() { "application/octet-stream" } else { mime };
-        return Ok(json!({"inlineData": {"mimeType": mime, "data": data}}));
+        return Ok(Part::inline(mime, data));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
         return match opts.images.and_then(|m| m.get(url)) {
-            Some((mime, data)) => Ok(json!({"inlineData": {"mimeType": mime, "data": data}})),
+            Some((mime, data)) => Ok(Part::inline(mime.as_str(), data.as_str())),
             None => Err(bad(field, "the image could not be fetched")),
         };
     }
     Err(bad(field, "must be a data: URL or an http(s) URL"))
 }
 
-fn function_declarations(tools: &Value) -> Result<Vec<Value>, BadRequest> {
+fn function_declarations(tools: &Value) -> Result<Vec<FunctionDeclaration>, BadRequest> {
     let tools = tools.as_array().ok_or_else(|| bad("tools", "must be an array"))?;
     let mut out = Vec::new();
     for (i, t) in tools.iter().enumerate() {
@@ -319,17 +293,15 @@ fn function_declarations(tools: &Value) -> Result<Vec<Value>, BadRequest> {
             .get("name")
             .and_then(Value::as_str)
             .ok_or_else(|| bad(format!("tools[{i}].function.name"), "required"))?;
-        let mut decl = json!({"name": name});
-        if let Some(d) = f.get("description").and_then(Value::as_str) {
-            decl["description"] = json!(d);
-        }
+        let description = f.get("description").and_then(Value::as_str).map(String::from);
+        let mut decl = FunctionDeclaration { name: name.to_string(), description, parameters: None };
         if let Some(p) = f.get("parameters").filter(|p| !p.is_null()) {
             let cleaned = clean_schema(p);
             // An object schema with no properties is rejected by Gemini; no parameters says the same.
             let empty_object = cleaned.get("type") == Some(&json!("object"))
                 && cleaned.get("properties").and_then(Value::as_object).is_none_or(|o| o.is_empty());
             if !empty_object {
-                decl["parameters"] = cleaned;
+                decl.parameters = Some(cleaned);
             }
         }
         out.push(decl);
@@ -337,12 +309,13 @@ fn function_declarations(tools: &Value) -> Result<Vec<Value>, BadRequest> {
     Ok(out)
 }
 
-fn tool_choice(choice: &Value) -> Result<Value, BadRequest> {
+fn tool_choice(choice: &Value) -> Result<FunctionCallingConfig, BadRequest> {
+    let mode = |mode| FunctionCallingConfig { mode, allowed_function_names: Vec::new() };
     match choice {
         Value::String(s) => match s.as_str() {
-            "none" => Ok(json!({"mode": "NONE"})),
-            "auto" => Ok(json!({"mode": "AUTO"})),
-            "required" => Ok(json!({"mode": "ANY"})),
+            "none" => Ok(mode("NONE")),
+            "auto" => Ok(mode("AUTO")),
+            "required" => Ok(mode("ANY")),
             other => Err(bad("tool_choice", format!("unknown value {other:?}: use none, auto, required or an object"))),
         },
         Value::Object(_) => {
@@ -350,59 +323,49 @@ fn tool_choice(choice: &Value) -> Result<Value, BadRequest> {
                 .pointer("/function/name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("tool_choice.function.name", "required"))?;
-            Ok(json!({"mode": "ANY", "allowedFunctionNames": [name]}))
+            Ok(FunctionCallingConfig { mode: "ANY", allowed_function_names: vec![name.to_string()] })
         }
         _ => Err(bad("tool_choice", "must be a string or an object")),
     }
 }
 
-fn generation_config(obj: &Map<String, Value>, model: &str, opts: &Options) -> Result<Map<String, Value>, BadRequest> {
-    let mut g = Map::new();
-    let number = |name: &str| -> Result<Option<Value>, BadRequest> {
+fn generation_config(obj: &Map<String, Value>, model: &str, opts: &Options) -> Result<GenerationConfig, BadRequest> {
+    let number = |name: &str| -> Result<Option<Number>, BadRequest> {
         match obj.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(v @ Value::Number(_)) => Ok(Some(v.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.clone())),
             Some(_) => Err(bad(name, "must be a number")),
         }
     };
-    for (openai, gemini) in [
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("top_k", "topK"),
-        ("seed", "seed"),
-        ("presence_penalty", "presencePenalty"),
-        ("frequency_penalty", "frequencyPenalty"),
-        ("n", "candidateCount"),
-    ] {
-        if let Some(v) = number(openai)? {
-            g.insert(gemini.into(), v);
-        }
-    }
-    if let Some(v) = number("max_completion_tokens")?.or(number("max_tokens")?) {
-        g.insert("maxOutputTokens".into(), v);
-    }
-    match obj.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            g.insert("stopSequences".into(), json!([s]));
-        }
+    let mut g = GenerationConfig {
+        temperature: number("temperature")?,
+        top_p: number("top_p")?,
+        top_k: number("top_k")?,
+        seed: number("seed")?,
+        presence_penalty: number("presence_penalty")?,
+        frequency_penalty: number("frequency_penalty")?,
+        candidate_count: number("n")?,
+        max_output_tokens: number("max_completion_tokens")?.or(number("max_tokens")?),
+        ..GenerationConfig::default()
+    };
+    g.stop_sequences = match obj.get("stop") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(vec![s.clone()]),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            g.insert("stopSequences".into(), Value::Array(a.clone()));
+            Some(a.iter().filter_map(Value::as_str).map(String::from).collect())
         }
         Some(_) => return Err(bad("stop", "must be a string or an array of strings")),
-    }
+    };
     if let Some(rf) = obj.get("response_format").filter(|v| !v.is_null()) {
         match rf.get("type").and_then(Value::as_str) {
             Some("text") => {}
-            Some("json_object") => {
-                g.insert("responseMimeType".into(), json!("application/json"));
-            }
+            Some("json_object") => g.response_mime_type = Some("application/json"),
             Some("json_schema") => {
                 let schema = rf
                     .pointer("/json_schema/schema")
                     .ok_or_else(|| bad("response_format.json_schema.schema", "required"))?;
-                g.insert("responseMimeType".into(), json!("application/json"));
-                g.insert("responseJsonSchema".into(), schema.clone());
+                g.response_mime_type = Some("application/json");
+                g.response_json_schema = Some(schema.clone());
             }
             other => {
                 return Err(bad(
@@ -412,7 +375,7 @@ fn generation_config(obj: &Map<String, Value>, model: &str, opts: &Options) -> R
             }
         }
     }
-    match obj.get("reasoning_effort").filter(|v| !v.is_null()) {
+    g.thinking_config = match obj.get("reasoning_effort").filter(|v| !v.is_null()) {
         Some(effort) => {
             let budget = match effort.as_str() {
                 Some("none") | Some("minimal") => 0,
@@ -421,13 +384,12 @@ fn generation_config(obj: &Map<String, Value>, model: &str, opts: &Options) -> R
                 Some("high") => 24576,
                 _ => return Err(bad("reasoning_effort", "use none, minimal, low, medium or high")),
             };
-            g.insert("thinkingConfig".into(), json!({"thinkingBudget": budget, "includeThoughts": budget != 0}));
+            Some(ThinkingConfig { thinking_budget: budget, include_thoughts: Some(budget != 0) })
         }
-        None => {
-            if let Some(budget) = opts.thinking_budget.and_then(|b| b.get(model)) {
-                g.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
-            }
-        }
-    }
+        None => opts
+            .thinking_budget
+            .and_then(|b| b.get(model))
+            .map(|budget| ThinkingConfig { thinking_budget: *budget, include_thoughts: None }),
+    };
     Ok(g)
 }

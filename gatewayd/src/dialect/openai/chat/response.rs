@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use serde_json::{Value, json};
 
 use crate::dialect::signature::tool_call_id;
+use crate::dialect::wire::{Candidate, GenerateResponse, UsageMetadata};
 
 pub fn finish_reason(gemini: &str) -> &'static str {
     match gemini {
@@ -17,9 +18,9 @@ pub fn finish_reason(gemini: &str) -> &'static str {
     }
 }
 
-pub fn usage(meta: &Value) -> Value {
-    let n = |k: &str| meta.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let (prompt, candidates, thoughts) = (n("promptTokenCount"), n("candidatesTokenCount"), n("thoughtsTokenCount"));
+pub fn usage(meta: &UsageMetadata) -> Value {
+    let (prompt, candidates, thoughts) =
+        (meta.prompt_token_count, meta.candidates_token_count, meta.thoughts_token_count);
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": candidates + thoughts,
@@ -36,63 +37,58 @@ pub(super) struct Pieces {
     pub(super) tool_calls: Vec<Value>,
 }
 
-pub(super) fn pieces(candidate: &Value, first_tool_index: usize) -> Pieces {
+pub(super) fn pieces(candidate: &Candidate, first_tool_index: usize) -> Pieces {
     let mut p = Pieces::default();
-    for part in candidate.pointer("/content/parts").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(call) = part.get("functionCall") {
+    for part in candidate.parts() {
+        if let Some(call) = &part.function_call {
             let position = first_tool_index + p.tool_calls.len();
-            let signature = part.get("thoughtSignature").and_then(Value::as_str);
-            let args = call.get("args").cloned().unwrap_or(json!({}));
+            let signature = part.thought_signature.as_deref();
+            let args = call.args.clone().unwrap_or_else(|| json!({}));
+            let arguments = args.to_string();
             let mut tc = json!({
-                "id": tool_call_id(call, position, signature),
+                "id": tool_call_id(&call.name, &arguments, position, signature),
                 "type": "function",
-                "function": {"name": call.get("name").cloned().unwrap_or(json!("")), "arguments": args.to_string()},
+                "function": {"name": &*call.name, "arguments": arguments},
             });
             if let Some(sig) = signature {
                 tc["extra_content"] = json!({"google": {"thought_signature": sig}});
             }
             p.tool_calls.push(tc);
-        } else if let Some(text) = part.get("text").and_then(Value::as_str) {
-            if part.get("thought").and_then(Value::as_bool) == Some(true) {
+        } else if let Some(text) = &part.text {
+            if part.thought == Some(true) {
                 p.reasoning.push_str(text);
             } else {
                 p.text.push_str(text);
             }
-        } else if let Some(data) = part.get("inlineData") {
-            let mime = data.get("mimeType").and_then(Value::as_str).unwrap_or("application/octet-stream");
-            let b64 = data.get("data").and_then(Value::as_str).unwrap_or("");
-            p.text.push_str(&format!("![image](data:{mime};base64,{b64})"));
+        } else if let Some(data) = &part.inline_data {
+            let mime = data.mime_type.as_deref().unwrap_or("application/octet-stream");
+            p.text.push_str(&format!("![image](data:{mime};base64,{})", &*data.data));
         }
     }
     p
 }
 
-pub(super) fn candidates(gemini: &Value) -> Vec<&Value> {
-    let mut c: Vec<&Value> = gemini.get("candidates").and_then(Value::as_array).into_iter().flatten().collect();
-    c.sort_by_key(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0));
-    c
-}
-
-pub(super) fn completion_id(gemini: &Value) -> String {
-    match gemini.get("responseId").and_then(Value::as_str) {
+/// `chatcmpl-` and Gemini's response id, or a hash of the answer when it has none.
+pub(super) fn completion_id(gemini: &GenerateResponse, raw: &[u8]) -> String {
+    match gemini.response_id.as_deref() {
         Some(id) => format!("chatcmpl-{id}"),
         None => {
             let mut h = std::hash::DefaultHasher::new();
-            gemini.to_string().hash(&mut h);
+            raw.hash(&mut h);
             format!("chatcmpl-{:016x}", h.finish())
         }
     }
 }
 
-pub fn chat_response(gemini: &Value, model: &str, created: i64) -> Value {
+/// A whole answer as a chat completion; `raw` is the body `gemini` was read from.
+pub fn chat_response(gemini: &GenerateResponse, raw: &[u8], model: &str, created: i64) -> Value {
     let mut choices = Vec::new();
-    for (i, c) in candidates(gemini).into_iter().enumerate() {
+    for (index, c) in gemini.ordered_candidates() {
         let p = pieces(c, 0);
-        let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
         let finish = if !p.tool_calls.is_empty() {
             "tool_calls"
         } else {
-            finish_reason(c.get("finishReason").and_then(Value::as_str).unwrap_or("STOP"))
+            finish_reason(c.finish_reason.as_deref().unwrap_or("STOP"))
         };
         let mut message = json!({"role": "assistant", "content": if p.text.is_empty() && !p.tool_calls.is_empty() { Value::Null } else { json!(p.text) }});
         if !p.reasoning.is_empty() {
@@ -108,13 +104,13 @@ pub fn chat_response(gemini: &Value, model: &str, created: i64) -> Value {
         choices.push(json!({"index": 0, "message": {"role": "assistant", "content": null}, "finish_reason": "content_filter", "logprobs": null}));
     }
     let mut out = json!({
-        "id": completion_id(gemini),
+        "id": completion_id(gemini, raw),
         "object": "chat.completion",
         "created": created,
         "model": model,
         "choices": choices,
     });
-    if let Some(meta) = gemini.get("usageMetadata") {
+    if let Some(meta) = &gemini.usage_metadata {
         out["usage"] = usage(meta);
     }
     out

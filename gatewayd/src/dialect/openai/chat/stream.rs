@@ -7,10 +7,11 @@ use bytes::Bytes;
 
 use serde_json::{Map, Value, json};
 
-use super::response::{candidates, completion_id, finish_reason, pieces, usage};
+use super::response::{completion_id, finish_reason, pieces, usage};
+use crate::dialect::wire::{GenerateResponse, StreamDecoder, StreamEvent, UsageMetadata};
 use crate::proxy::Transform;
-use crate::sse::{self, SseParser};
-use crate::usage::{Usage, usage_of};
+use crate::sse;
+use crate::usage::Usage;
 
 /// Translates Gemini stream events into `chat.completion.chunk`s as they arrive.
 pub struct ChunkTranslator {
@@ -21,7 +22,7 @@ pub struct ChunkTranslator {
     started: HashSet<u64>,
     tool_calls: HashMap<u64, usize>,
     finished: HashSet<u64>,
-    usage: Option<Value>,
+    usage: Option<UsageMetadata>,
 }
 
 impl ChunkTranslator {
@@ -52,16 +53,17 @@ impl ChunkTranslator {
         c
     }
 
-    pub fn feed(&mut self, event: &Value) -> Vec<Value> {
+    /// One upstream event (`raw` is the event's data) → the chunks it makes.
+    pub fn feed(&mut self, event: &GenerateResponse, raw: &str) -> Vec<Value> {
         if self.id.is_none() {
-            self.id = Some(completion_id(event));
+            self.id = Some(completion_id(event, raw.as_bytes()));
         }
-        if let Some(meta) = event.get("usageMetadata") {
-            self.usage = Some(usage(meta));
+        if let Some(meta) = event.usage_metadata {
+            self.usage = Some(meta);
         }
         let mut out = Vec::new();
-        let cands = candidates(event);
-        if cands.is_empty() && event.pointer("/promptFeedback/blockReason").is_some() && !self.finished.contains(&0) {
+        let cands = event.ordered_candidates();
+        if cands.is_empty() && event.blocked() && !self.finished.contains(&0) {
             self.finished.insert(0);
             let delta = if self.started.insert(0) { json!({"role": "assistant"}) } else { json!({}) };
             out.push(
@@ -70,8 +72,7 @@ impl ChunkTranslator {
                 ]),
             );
         }
-        for (i, c) in cands.into_iter().enumerate() {
-            let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
+        for (index, c) in cands {
             let first_tool = *self.tool_calls.get(&index).unwrap_or(&0);
             let p = pieces(c, first_tool);
             let mut delta = Map::new();
@@ -97,7 +98,7 @@ impl ChunkTranslator {
                 self.tool_calls.insert(index, first_tool + calls.len());
                 delta.insert("tool_calls".into(), Value::Array(calls));
             }
-            let finish = c.get("finishReason").and_then(Value::as_str).map(|r| {
+            let finish = c.finish_reason.as_deref().map(|r| {
                 if self.tool_calls.get(&index).is_some_and(|n| *n > 0) { "tool_calls" } else { finish_reason(r) }
             });
             if finish.is_some() {
@@ -126,7 +127,7 @@ impl ChunkTranslator {
         }
         if self.include_usage {
             let mut c = self.chunk(Vec::new());
-            c["usage"] = self.usage.clone().unwrap_or_else(|| usage(&json!({})));
+            c["usage"] = usage(&self.usage.unwrap_or_default());
             out.push(c);
         }
         out
@@ -135,16 +136,14 @@ impl ChunkTranslator {
 
 /// Gemini SSE events in, `chat.completion.chunk` events out, one upstream event at a time.
 pub struct Translate {
-    parser: SseParser,
+    decoder: StreamDecoder,
     translator: ChunkTranslator,
-    usage: Option<Usage>,
     failed: bool,
-    pending: Vec<String>,
 }
 
 impl Translate {
     pub fn new(translator: ChunkTranslator) -> Self {
-        Translate { parser: SseParser::default(), translator, usage: None, failed: false, pending: Vec::new() }
+        Translate { decoder: StreamDecoder::default(), translator, failed: false }
     }
 }
 
@@ -154,26 +153,24 @@ fn error_event(message: &str) -> Bytes {
 
 impl Transform for Translate {
     fn data(&mut self, bytes: Bytes, out: &mut VecDeque<Bytes>) {
-        if self.failed {
-            return;
-        }
-        self.parser.feed(&bytes, &mut self.pending);
-        for data in std::mem::take(&mut self.pending) {
-            let Ok(event) = serde_json::from_str::<Value>(&data) else { continue };
-            if let Some(err) = event.get("error") {
-                // Google reports a failure inside the stream: pass it on as OpenAI's error event.
-                let message = err.get("message").and_then(Value::as_str).unwrap_or("upstream error");
-                out.push_back(error_event(&shared::redact_keys_in(message)));
-                self.failed = true;
+        let Translate { decoder, translator, failed } = self;
+        decoder.feed(&bytes, |event| {
+            if *failed {
                 return;
             }
-            if let Some(u) = usage_of(&event) {
-                self.usage = Some(u);
+            match event {
+                StreamEvent::Chunk(chunk, raw) => {
+                    for c in translator.feed(&chunk, raw) {
+                        out.push_back(sse::event(&c.to_string()));
+                    }
+                }
+                // Google reports a failure inside the stream: pass it on as OpenAI's error event.
+                StreamEvent::Error(message) => {
+                    out.push_back(error_event(&message));
+                    *failed = true;
+                }
             }
-            for chunk in self.translator.feed(&event) {
-                out.push_back(sse::event(&chunk.to_string()));
-            }
-        }
+        });
     }
 
     fn end(&mut self, out: &mut VecDeque<Bytes>) {
@@ -191,6 +188,6 @@ impl Transform for Translate {
     }
 
     fn usage(&self) -> Option<Usage> {
-        self.usage
+        self.decoder.usage()
     }
 }

@@ -7,14 +7,46 @@ use serde_json::{Value, json};
 use super::*;
 use crate::dialect::openai::bad_request::BadRequest;
 use crate::dialect::signature::signature_from_id;
+use crate::dialect::wire::GenerateResponse;
 use crate::sse::SseParser;
 
 fn opts() -> Options<'static> {
     Options { safety: "passthrough", ..Default::default() }
 }
 
-fn req(v: Value) -> ChatRequest {
-    chat_request(&v, &opts()).unwrap()
+/// A translated request, its Gemini body as JSON.
+struct Translated {
+    body: Value,
+    model: String,
+    upstream_model: crate::models::ModelName,
+    stream: bool,
+}
+
+fn req(v: Value) -> Translated {
+    req_with(&v, &opts())
+}
+
+fn req_with(v: &Value, o: &Options) -> Translated {
+    let r = chat_request(v, o).unwrap();
+    Translated {
+        body: serde_json::to_value(&r.body).unwrap(),
+        model: r.model,
+        upstream_model: r.upstream_model,
+        stream: r.stream,
+    }
+}
+
+/// A Gemini answer given as JSON, as a chat completion.
+fn respond(gemini: &Value, model: &str, created: i64) -> Value {
+    let raw = gemini.to_string();
+    let parsed: GenerateResponse = serde_json::from_str(&raw).unwrap();
+    chat_response(&parsed, raw.as_bytes(), model, created)
+}
+
+/// One stream event given as JSON, through the translator.
+fn feed(t: &mut ChunkTranslator, event: &str) -> Vec<Value> {
+    let parsed: GenerateResponse = serde_json::from_str(event).unwrap();
+    t.feed(&parsed, event)
 }
 
 fn refused(v: Value) -> BadRequest {
@@ -44,7 +76,7 @@ fn system_developer_user_and_images() {
     let images: HashMap<String, (String, String)> =
         [("https://x/cat.jpg".to_string(), ("image/jpeg".to_string(), "AAAA".to_string()))].into();
     let o = Options { images: Some(&images), safety: "passthrough", ..Default::default() };
-    let r = chat_request(&v, &o).unwrap();
+    let r = req_with(&v, &o);
     assert_eq!(r.body["contents"][0]["parts"][0]["inlineData"]["mimeType"], "image/jpeg");
     assert_eq!(refused(v).field, "messages[0].content[0].image_url.url");
 }
@@ -87,10 +119,12 @@ fn response_format_and_reasoning() {
     // models.thinking_budget applies only when the client set no effort.
     let budgets: BTreeMap<String, i64> = [("gemini-2.5-pro".to_string(), 2048)].into();
     let o = Options { thinking_budget: Some(&budgets), safety: "passthrough", ..Default::default() };
-    let r =
-        chat_request(&json!({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}]}), &o).unwrap();
+    let r = req_with(&json!({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}]}), &o);
     assert_eq!(r.body["generationConfig"]["thinkingConfig"], json!({"thinkingBudget": 2048}));
-    let r = chat_request(&json!({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "high"}), &o).unwrap();
+    let r = req_with(
+        &json!({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "high"}),
+        &o,
+    );
     assert_eq!(r.body["generationConfig"]["thinkingConfig"]["thinkingBudget"], 24576);
     assert_eq!(
         refused(
@@ -138,18 +172,14 @@ fn tools_and_every_tool_choice() {
 fn search_suffix_and_safety() {
     let search = vec!["gemini-2.5-flash".to_string()];
     let o = Options { search_models: &search, safety: "BLOCK_NONE", ..Default::default() };
-    let r = chat_request(
-        &json!({"model": "gemini-2.5-flash-search", "messages": [{"role": "user", "content": "news"}]}),
-        &o,
-    )
-    .unwrap();
+    let r =
+        req_with(&json!({"model": "gemini-2.5-flash-search", "messages": [{"role": "user", "content": "news"}]}), &o);
     assert_eq!((r.model.as_str(), r.upstream_model.as_str()), ("gemini-2.5-flash-search", "gemini-2.5-flash"));
     assert_eq!(r.body["tools"], json!([{"googleSearch": {}}]));
     assert_eq!(r.body["safetySettings"].as_array().unwrap().len(), 5);
     assert_eq!(r.body["safetySettings"][0]["threshold"], "BLOCK_NONE");
     // Not a search model: the name passes as it is.
-    let r =
-        chat_request(&json!({"model": "other-search", "messages": [{"role": "user", "content": "x"}]}), &o).unwrap();
+    let r = req_with(&json!({"model": "other-search", "messages": [{"role": "user", "content": "x"}]}), &o);
     assert_eq!(r.upstream_model.as_str(), "other-search");
 }
 
@@ -161,7 +191,7 @@ fn multi_turn_tool_loop_keeps_the_thought_signature() {
         {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "c2lnLTE="},
         {"functionCall": {"name": "get_time", "args": {}}}
     ]}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}, "responseId": "r1"});
-    let out = chat_response(&first, "gemini-3-pro", 1);
+    let out = respond(&first, "gemini-3-pro", 1);
     let choice = &out["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert_eq!(choice["message"]["content"], Value::Null);
@@ -173,10 +203,7 @@ fn multi_turn_tool_loop_keeps_the_thought_signature() {
     assert_eq!(signature_from_id(id1), Some("c2lnLTE="));
     assert_eq!(signature_from_id(id2), None);
     // Stable: the same answer yields the same ids.
-    assert_eq!(
-        chat_response(&first, "gemini-3-pro", 1)["choices"][0]["message"]["tool_calls"][0]["id"],
-        calls[0]["id"]
-    );
+    assert_eq!(respond(&first, "gemini-3-pro", 1)["choices"][0]["message"]["tool_calls"][0]["id"], calls[0]["id"]);
     let next = req(json!({"model": "gemini-3-pro", "messages": [
         {"role": "user", "content": "Weather and time in Paris?"},
         {"role": "assistant", "content": null, "tool_calls": calls},
@@ -221,13 +248,13 @@ fn responses_map_finish_reasons_usage_and_thoughts() {
         ("OTHER", "stop"),
     ] {
         let g = json!({"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": gemini}]});
-        assert_eq!(chat_response(&g, "m", 0)["choices"][0]["finish_reason"], openai, "{gemini}");
+        assert_eq!(respond(&g, "m", 0)["choices"][0]["finish_reason"], openai, "{gemini}");
     }
     let g = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Let me think", "thought": true}, {"text": "42"}]}, "finishReason": "STOP"},
                                   {"content": {"role": "model", "parts": [{"text": "43"}]}, "finishReason": "STOP", "index": 1}],
                    "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "thoughtsTokenCount": 5, "totalTokenCount": 10},
                    "responseId": "abc"});
-    let out = chat_response(&g, "my-model", 99);
+    let out = respond(&g, "my-model", 99);
     assert_eq!(out["id"], "chatcmpl-abc");
     assert_eq!(
         (out["object"].as_str(), out["model"].as_str(), out["created"].as_i64()),
@@ -243,7 +270,7 @@ fn responses_map_finish_reasons_usage_and_thoughts() {
         json!({"prompt_tokens": 3, "completion_tokens": 7, "total_tokens": 10, "completion_tokens_details": {"reasoning_tokens": 5}})
     );
     let blocked = json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 3}});
-    assert_eq!(chat_response(&blocked, "m", 0)["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(respond(&blocked, "m", 0)["choices"][0]["finish_reason"], "content_filter");
 }
 
 /// SSE bytes split at awkward places, through the parser and the translator.
@@ -264,7 +291,7 @@ fn streamed_tool_call_split_across_events() {
         let mut data = Vec::new();
         parser.feed(piece, &mut data);
         for d in data {
-            chunks.extend(t.feed(&serde_json::from_str(&d).unwrap()));
+            chunks.extend(feed(&mut t, &d));
         }
     }
     chunks.extend(t.finish());
@@ -294,7 +321,7 @@ fn streamed_tool_call_split_across_events() {
 #[test]
 fn an_unfinished_stream_is_closed_on_finish() {
     let mut t = ChunkTranslator::new("m", 0, false);
-    t.feed(&json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}}]}));
+    feed(&mut t, &json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}}]}).to_string());
     let end = t.finish();
     assert_eq!(end.len(), 1);
     assert_eq!(end[0]["choices"][0]["finish_reason"], "stop");
