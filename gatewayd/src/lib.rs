@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod keypool;
 pub mod live;
 pub mod logbook;
+pub mod metrics;
 pub mod models;
 pub mod outcome;
 pub mod proxy;

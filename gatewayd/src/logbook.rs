@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::keypool::Health;
+use crate::metrics::Metrics;
 use crate::record::{ErrorRecord, RequestRecord};
 use crate::store::Store;
 
@@ -34,7 +34,7 @@ pub enum Written {
 pub struct Logbook {
     records: mpsc::Sender<Record>,
     health: mpsc::UnboundedSender<(i64, Health)>,
-    dropped: Arc<AtomicU64>,
+    dropped: prometheus_client::metrics::counter::Counter,
     follow: broadcast::Sender<Written>,
     metrics: Arc<Metrics>,
 }
@@ -50,7 +50,7 @@ impl Logbook {
 
     fn send(&self, r: Record) {
         if self.records.try_send(r).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 
@@ -61,7 +61,7 @@ impl Logbook {
     }
 
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.get()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Written> {
@@ -102,7 +102,7 @@ pub fn start(store: Store, capacity: usize) -> (Logbook, Writer) {
     let book = Logbook {
         records: records_tx,
         health: health_tx,
-        dropped: Arc::default(),
+        dropped: metrics.dropped_counter(),
         follow: follow.clone(),
         metrics: metrics.clone(),
     };
@@ -179,55 +179,6 @@ async fn write_loop(
         if stopping && idle {
             break;
         }
-    }
-}
-
-/// Counters for `/metrics`, updated by the writer task (off the hot path) from the records it
-/// writes, so a dropped record is also missing here; `logs_dropped` says how many.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    inner: parking_lot::Mutex<MetricsInner>,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct MetricsInner {
-    /// (route, model, status) → count
-    pub requests: BTreeMap<(String, String, u16), u64>,
-    /// (key id, outcome) → count
-    pub attempts: BTreeMap<(i64, &'static str), u64>,
-    /// route → histogram counts per bucket (LATENCY_BUCKETS_MS, then +Inf), sum in ms
-    pub latency: BTreeMap<String, (Vec<u64>, u64)>,
-    /// (model, kind) → tokens
-    pub tokens: BTreeMap<(String, &'static str), u64>,
-}
-
-pub const LATENCY_BUCKETS_MS: &[u64] = &[50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000];
-
-impl Metrics {
-    fn observe(&self, requests: &[RequestRecord]) {
-        let mut m = self.inner.lock();
-        for r in requests {
-            let model = r.model.clone().unwrap_or_default();
-            *m.requests.entry((r.route.clone(), model.clone(), r.status)).or_default() += 1;
-            for a in &r.attempts {
-                *m.attempts.entry((a.key_id, if a.ok { "ok" } else { "failed" })).or_default() += 1;
-            }
-            let (buckets, sum) =
-                m.latency.entry(r.route.clone()).or_insert_with(|| (vec![0; LATENCY_BUCKETS_MS.len() + 1], 0));
-            let i = LATENCY_BUCKETS_MS.iter().position(|b| r.latency_ms <= *b).unwrap_or(LATENCY_BUCKETS_MS.len());
-            buckets[i] += 1;
-            *sum += r.latency_ms;
-            if let Some(p) = r.prompt_tokens {
-                *m.tokens.entry((model.clone(), "prompt")).or_default() += p;
-            }
-            if let Some(c) = r.completion_tokens {
-                *m.tokens.entry((model, "completion")).or_default() += c;
-            }
-        }
-    }
-
-    pub fn snapshot(&self) -> MetricsInner {
-        self.inner.lock().clone()
     }
 }
 
