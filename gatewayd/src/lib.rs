@@ -1,35 +1,57 @@
 //! gatewayd: pools many Gemini API keys behind one endpoint. `Daemon::boot` builds the state from
 //! configuration and the database; `Daemon::run` serves already-bound listeners until a shutdown
 //! future resolves, so tests start the real daemon in-process on port 0.
+//!
+//! # Layout
+//!
+//! A request's path: `server` (accept, limits, drain) → `router` (path → route, the error
+//! dialect) → `auth` (the client's token) → a `dialect` (turns the request into an upstream call
+//! and a renderer for the answer) → `proxy::serve` (the attempt loop over `keypool`, judged by
+//! `outcome` and `proxy::policy`, sent by `upstream`, relayed and logged) → `logbook` → `store`.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `server`, `router`, `auth`, `body`, `error` | the edge: connections, routes, tokens, the body type, errors in each dialect's shape |
+//! | `dialect/` | PURE client dialects: `gemini` (native, body untouched), `openai/` (`chat/{request,response,stream}`, `embeddings`), `passthrough`; shared `wire` (typed Gemini structs and stream decoder), `schema`, `signature` |
+//! | `proxy/` | the one seam every route uses: `serve`, the attempt loop, `policy` (PURE decisions), `relay` (streams), `ledger` (one log record per request) |
+//! | `keypool`, `throttle`, `outcome` | PURE key health and selection, egress throttling, what an answer means for its key |
+//! | `models`, `catalog` | checked model names and the operator's model rules; model lists |
+//! | `upstream`, `image_fetch` | the one outbound client and the request it sends; image fetches |
+//! | `config/`, `settings`, `live`, `secret` | config structs, layers and field registry; runtime settings; the swapped snapshot; the masking newtype |
+//! | `admin/`, `metrics` | the admin API by noun (keys, settings, logs, metrics); the Prometheus counters |
+//! | `logbook`, `record`, `store/` | the batched log writer; log records; all SQL, by table group |
+//! | `jobs`, `verify`, `clock`, `state`, `sse`, `usage` | cron jobs; key probes; the movable clock; shared state; SSE framing; token usage |
+//!
+//! Modules are private unless the binaries or the integration tests use them.
 
-pub mod admin;
-pub mod auth;
-pub mod body;
-pub mod catalog;
+mod admin;
+mod auth;
+mod body;
+mod catalog;
 pub mod clock;
 pub mod config;
-pub mod dialect;
-pub mod error;
-pub mod image_fetch;
+mod dialect;
+mod error;
+mod image_fetch;
 pub mod jobs;
 pub mod keypool;
-pub mod live;
-pub mod logbook;
-pub mod metrics;
-pub mod models;
+mod live;
+mod logbook;
+mod metrics;
+mod models;
 pub mod outcome;
-pub mod proxy;
+mod proxy;
 pub mod record;
-pub mod router;
-pub mod secret;
+mod router;
+mod secret;
 pub mod server;
 pub mod settings;
-pub mod sse;
+mod sse;
 pub mod state;
 pub mod store;
-pub mod throttle;
-pub mod upstream;
-pub mod usage;
+mod throttle;
+mod upstream;
+mod usage;
 pub mod verify;
 
 use std::collections::BTreeMap;

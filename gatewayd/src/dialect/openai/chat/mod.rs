@@ -6,6 +6,6 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use self::request::{ChatRequest, Options, chat_request, remote_image_urls};
+pub use self::request::{Options, chat_request, remote_image_urls};
 pub use self::response::chat_response;
 pub use self::stream::{ChunkTranslator, Translate};
