@@ -1,9 +1,7 @@
 //! Benchmark (not a test): requests through the gateway versus straight to FakeGemini, to see
 //! what the gateway adds per request. Run: `cargo bench -p gatewayd --bench proxy`.
 
-#[allow(dead_code)]
-#[path = "../tests/it/support/mod.rs"]
-mod support;
+use gatewayd_testkit as support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

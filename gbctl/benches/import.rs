@@ -2,9 +2,7 @@
 //! (CLI parse, one admin request, one SQLite transaction, pool insert), against a real daemon.
 //! Run: `cargo bench -p gbctl --bench import`.
 
-#[allow(dead_code)]
-#[path = "../../gatewayd/tests/it/support/mod.rs"]
-mod support;
+use gatewayd_testkit as support;
 
 use std::time::{Duration, Instant};
 

@@ -1,19 +1,14 @@
 //! The real gbctl binary against a real daemon (in-process, temp socket) and FakeGemini: every
 //! command in both output modes, exit codes, socket mode, hot settings, and `logs -f`.
 
-// gatewayd's own test support (FakeGemini, in-process daemon); gbctl uses only part of it.
-#[allow(dead_code)]
-#[path = "../../gatewayd/tests/it/support/mod.rs"]
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
+use gatewayd_testkit::fake::{FakeGemini, Script};
+use gatewayd_testkit::{GENERATE, Gateway, HELLO, key};
 use http::StatusCode;
 use serde_json::Value;
-use support::fake::{FakeGemini, Script};
-use support::{GENERATE, Gateway, HELLO, key};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 

@@ -5,8 +5,8 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-use crate::support::fake::{FakeGemini, Script};
-use crate::support::{GENERATE, Gateway, HELLO, key};
+use gatewayd_testkit::fake::{FakeGemini, Script};
+use gatewayd_testkit::{GENERATE, Gateway, HELLO, key};
 
 async fn uds_get(socket: &std::path::Path, path: &str) -> (StatusCode, String) {
     let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
@@ -46,7 +46,7 @@ async fn metrics_on_the_admin_socket() {
     // Admin routes are not reachable over TCP.
     assert_eq!(gw.get("/v1/status").await.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        gw.request(http::Method::GET, "/metrics", &[("x-goog-api-key", crate::support::TOKEN)], Bytes::new())
+        gw.request(http::Method::GET, "/metrics", &[("x-goog-api-key", gatewayd_testkit::TOKEN)], Bytes::new())
             .await
             .status,
         StatusCode::NOT_FOUND

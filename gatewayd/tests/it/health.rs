@@ -13,8 +13,8 @@ use serde_json::json;
 use gatewayd::clock::Clock;
 use gatewayd::keypool::KeyState;
 
-use crate::support::fake::{FakeGemini, Script};
-use crate::support::{GENERATE, Gateway, HELLO, key};
+use gatewayd_testkit::fake::{FakeGemini, Script};
+use gatewayd_testkit::{GENERATE, Gateway, HELLO, key};
 
 /// Sets a runtime setting through the admin socket, as `gbctl settings set` does.
 async fn set_setting(gw: &Gateway, name: &str, literal: &str) {

@@ -1,8 +1,6 @@
 //! The one integration-test binary of gatewayd: the real daemon over real sockets against
 //! FakeGemini.
 
-mod support;
-
 mod admin;
 mod health;
 mod native;

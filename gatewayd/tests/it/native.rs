@@ -10,8 +10,8 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::support::fake::{FakeGemini, Script, final_chunk, generate_answer, text_chunk};
-use crate::support::{GENERATE, Gateway, HELLO, STREAM_SSE, TOKEN, key};
+use gatewayd_testkit::fake::{FakeGemini, Script, final_chunk, generate_answer, text_chunk};
+use gatewayd_testkit::{GENERATE, Gateway, HELLO, STREAM_SSE, TOKEN, key};
 
 #[tokio::test]
 async fn health_needs_no_token() {

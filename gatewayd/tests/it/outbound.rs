@@ -7,9 +7,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::support::fake::{FakeGemini, Script};
-use crate::support::proxies::{connect_proxy, socks5_proxy};
-use crate::support::{GENERATE, Gateway, HELLO, TOKEN, key};
+use gatewayd_testkit::fake::{FakeGemini, Script};
+use gatewayd_testkit::proxies::{connect_proxy, socks5_proxy};
+use gatewayd_testkit::{GENERATE, Gateway, HELLO, TOKEN, key};
 
 #[tokio::test]
 async fn upstream_goes_through_an_http_connect_proxy_with_credentials() {

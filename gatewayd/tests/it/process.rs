@@ -1,5 +1,7 @@
 //! The real `gatewayd` binary as an operator runs it: defaults, config refusals (exit 78),
-//! check-config, and SIGTERM draining a stream.
+//! check-config, and SIGTERM draining a stream. These tests wait on the child process with
+//! blocking calls, so they run on a multi-threaded runtime: the in-process FakeGemini keeps a
+//! thread of its own to answer on.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -11,8 +13,8 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 
-use crate::support::fake::{FakeGemini, Script, final_chunk, text_chunk};
-use crate::support::{HELLO, STREAM_SSE, TOKEN, key};
+use gatewayd_testkit::fake::{FakeGemini, Script, final_chunk, text_chunk};
+use gatewayd_testkit::{HELLO, STREAM_SSE, TOKEN, key};
 
 fn gatewayd(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatewayd"));
@@ -93,7 +95,7 @@ impl Drop for Running {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_start_on_embedded_defaults() {
     let dir = tempfile::tempdir().unwrap();
     // Everything default but the port (8000 may be taken on a test machine).
@@ -109,7 +111,7 @@ async fn fresh_start_on_embedded_defaults() {
     assert!(dir.path().join("data/gateway.db").exists());
     let socket = dir.path().join("data/gatewayd.sock");
     assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
-    let client = crate::support::client();
+    let client = gatewayd_testkit::client();
     let res = client.get(format!("http://{addr}/health").parse().unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     // The generated token works.
@@ -146,7 +148,7 @@ async fn status_with(addr: &str, token: &str) -> StatusCode {
     let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
     *req.uri_mut() = format!("http://{addr}/v1beta/models").parse().unwrap();
     req.headers_mut().insert("x-goog-api-key", token.parse().unwrap());
-    crate::support::client().request(req).await.unwrap().status()
+    gatewayd_testkit::client().request(req).await.unwrap().status()
 }
 
 #[test]
@@ -220,7 +222,7 @@ fn example_config_parses_and_validates() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_a_running_stream() {
     let events = vec![text_chunk("one"), text_chunk("two"), text_chunk("three"), final_chunk("four", 5, 4)];
     let fake = FakeGemini::new().key(&key(1), Script::Sse { events, gap: Duration::from_millis(400) }).start().await;
@@ -236,7 +238,7 @@ async fn sigterm_drains_a_running_stream() {
     .unwrap();
     let mut gw = Running::start(gatewayd(dir.path()));
     let addr = gw.addr();
-    let client = crate::support::client();
+    let client = gatewayd_testkit::client();
     let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::from(HELLO)));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = format!("http://{addr}{STREAM_SSE}").parse().unwrap();
@@ -250,7 +252,7 @@ async fn sigterm_drains_a_running_stream() {
     // New connections are refused at once while the stream finishes.
     let refused = tokio::time::timeout(
         Duration::from_secs(5),
-        crate::support::client().get(format!("http://{addr}/health").parse().unwrap()),
+        gatewayd_testkit::client().get(format!("http://{addr}/health").parse().unwrap()),
     )
     .await
     .expect("refused promptly, not queued until the drain ends");
@@ -269,7 +271,7 @@ async fn sigterm_drains_a_running_stream() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_listen_serves_only_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = gatewayd(dir.path());
@@ -277,7 +279,7 @@ async fn metrics_listen_serves_only_metrics() {
     let mut gw = Running::start(cmd);
     let line = gw.wait_for("serving metrics on http://");
     let url = line.rsplit("http://").next().unwrap().trim().to_string();
-    let client = crate::support::client();
+    let client = gatewayd_testkit::client();
     let res = client.get(format!("http://{url}").parse().unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.into_body().collect().await.unwrap().to_bytes();

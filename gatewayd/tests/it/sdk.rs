@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::fake::{FakeGemini, Script};
-use crate::support::{Gateway, TOKEN, key};
+use gatewayd_testkit::fake::{FakeGemini, Script};
+use gatewayd_testkit::{Gateway, TOKEN, key};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

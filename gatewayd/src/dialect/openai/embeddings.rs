@@ -118,4 +118,20 @@ mod tests {
         );
         assert_eq!(embeddings_request(&json!({"input": "x"})).unwrap_err().field, "model");
     }
+
+    #[test]
+    fn malformed_bodies_translate_or_are_refused_naming_a_field() {
+        let valid = json!({"model": "text-embedding-004", "input": ["a"], "dimensions": 3, "encoding_format": "float"});
+        let bodies = crate::dialect::openai::chat::tests::malformed_variants(&valid);
+        let mut refused = 0;
+        for body in &bodies {
+            let Ok(v) = serde_json::from_str::<Value>(body) else { continue };
+            if let Err(e) = embeddings_request(&v) {
+                let root = e.field.split(['.', '[']).next().unwrap_or("");
+                assert!(root == "body" || v.get(root).is_some() || root == "model" || root == "input", "{body}: {e}");
+                refused += 1;
+            }
+        }
+        assert!(refused > 10, "{refused}");
+    }
 }

@@ -4,7 +4,7 @@ mod request;
 mod response;
 mod stream;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use self::request::{Options, chat_request, remote_image_urls};
 pub use self::response::chat_response;

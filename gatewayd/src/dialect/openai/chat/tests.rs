@@ -363,3 +363,67 @@ fn malformed_requests_name_the_field() {
         assert_eq!(refused(v.clone()).field, field, "{v}");
     }
 }
+
+/// Every JSON pointer into `v`, containers included.
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    let children: Vec<(String, &Value)> = match v {
+        Value::Object(o) => o.iter().map(|(k, c)| (format!("{at}/{k}"), c)).collect(),
+        Value::Array(a) => a.iter().enumerate().map(|(i, c)| (format!("{at}/{i}"), c)).collect(),
+        _ => return,
+    };
+    for (p, child) in children {
+        out.push(p.clone());
+        pointers(child, p, out);
+    }
+}
+
+/// Bodies derived from a valid one: cut every 7 bytes, and every value replaced in turn by each
+/// other JSON type.
+pub(crate) fn malformed_variants(valid: &Value) -> Vec<String> {
+    let text = valid.to_string();
+    let mut out: Vec<String> = (0..text.len()).step_by(7).map(|cut| text[..cut].to_string()).collect();
+    let mut at = Vec::new();
+    pointers(valid, String::new(), &mut at);
+    for p in at {
+        for replacement in [json!(null), json!(7), json!("s"), json!([]), json!({}), json!(-1.5), json!(true)] {
+            let mut v = valid.clone();
+            *v.pointer_mut(&p).unwrap() = replacement;
+            out.push(v.to_string());
+        }
+    }
+    out
+}
+
+pub(crate) fn valid_chat() -> Value {
+    json!({"model": "gemini-2.5-flash", "stream": false, "temperature": 0.5, "n": 1, "stop": ["x"],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}}, "response_format": {"type": "json_object"},
+        "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "t"}]},
+                     {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                     {"role": "tool", "tool_call_id": "c1", "content": "ok"}]})
+}
+
+/// The converter never panics: every body either translates into a request that serializes, or
+/// is refused naming a field that the body really has (or `body`).
+#[test]
+fn malformed_bodies_translate_or_are_refused_naming_a_field() {
+    let bodies = malformed_variants(&valid_chat());
+    assert!(bodies.len() > 200, "{}", bodies.len());
+    let (mut refused, mut translated) = (0, 0);
+    for body in &bodies {
+        let Ok(v) = serde_json::from_str::<Value>(body) else { continue };
+        match chat_request(&v, &opts()) {
+            Ok(r) => {
+                assert!(serde_json::to_vec(&r.body).is_ok());
+                translated += 1;
+            }
+            Err(e) => {
+                let root = e.field.split(['.', '[']).next().unwrap_or("");
+                assert!(root == "body" || v.get(root).is_some() || root == "messages", "{body}: {e}");
+                assert!(!e.message.is_empty(), "{body}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 50 && translated > 20, "refused {refused}, translated {translated}");
+}

@@ -1,5 +1,6 @@
 //! FakeGemini: a strict stand-in for Google's API on a real socket (port 0), scripted per key,
-//! recording every request it receives.
+//! recording every request it receives. It answers only the paths Google serves (anything else
+//! is Google's 404), has no magic model names, and a panic inside it fails the test that owns it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,6 +51,8 @@ pub enum Script {
     SseBreak { events: Vec<Value> },
     /// Closes the connection without an answer.
     Drop,
+    /// Panics while answering: a fake that breaks must fail its test, never pass it silently.
+    Panic,
 }
 
 impl Script {
@@ -80,6 +83,10 @@ struct Scripts {
 struct Shared {
     scripts: Mutex<Scripts>,
     recorded: Mutex<Vec<Recorded>>,
+    /// Serve the public images under `/images/` (for `image_url` fetching tests).
+    images: bool,
+    /// Panics caught in connection tasks, re-raised when the handle drops.
+    panics: Mutex<Vec<String>>,
 }
 
 pub struct FakeGemini {
@@ -103,6 +110,14 @@ impl FakeGemini {
         self
     }
 
+    /// Also serve public images (no key involved) for `image_url` fetching: `/images/cat.png` (a
+    /// PNG), `moved.png` (a redirect to it), `slow.png` (60 s), `huge.png` (21 MiB).
+    pub fn images(self) -> Self {
+        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|_| panic!("images() before start()"));
+        shared.images = true;
+        FakeGemini { shared: Arc::new(shared) }
+    }
+
     /// A key whose next requests follow `scripts` in order, then `Script::Ok`.
     pub fn key_seq(self, key: &str, scripts: Vec<Script>) -> Self {
         {
@@ -118,18 +133,34 @@ impl FakeGemini {
         let addr = listener.local_addr().unwrap();
         let shared = self.shared.clone();
         let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { answer(shared, req).await }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let conn_shared = shared.clone();
+                        connections.spawn(async move {
+                            let svc = service_fn(move |req| {
+                                let shared = conn_shared.clone();
+                                async move { answer(shared, req).await }
+                            });
+                            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                    Some(Err(e)) = connections.join_next(), if !connections.is_empty() => {
+                        if e.is_panic() {
+                            let payload = e.into_panic();
+                            let message = payload
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_else(|| "a panic".into());
+                            shared.panics.lock().unwrap().push(message);
+                        }
+                    }
+                }
             }
         });
         FakeHandle { addr, shared: self.shared, task }
@@ -143,8 +174,13 @@ pub struct FakeHandle {
 }
 
 impl Drop for FakeHandle {
+    /// Stops the fake; a panic it caught fails the test (unless the test is already failing).
     fn drop(&mut self) {
         self.task.abort();
+        let panics = std::mem::take(&mut *self.shared.panics.lock().unwrap_or_else(|e| e.into_inner()));
+        if !panics.is_empty() && !std::thread::panicking() {
+            panic!("FakeGemini panicked while serving: {panics:?}");
+        }
     }
 }
 
@@ -193,7 +229,7 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             .map(String::from)
     });
     let path = parts.uri.path().to_string();
-    if let Some(name) = path.strip_prefix("/images/") {
+    if let Some(name) = path.strip_prefix("/images/").filter(|_| shared.images) {
         // A public image for image_url fetching (no key involved).
         return Ok(match name {
             "cat.png" => {
@@ -345,6 +381,7 @@ fn run<'a>(
                 res
             }
             Script::Drop => return Err(std::io::Error::other("fake drops the connection")),
+            Script::Panic => panic!("the script said to panic"),
         })
     })
 }
@@ -416,26 +453,21 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
     if path.starts_with("/v1beta/openai/") {
         return openai_surface(path, body);
     }
-    if path.contains("quota-exhausted") {
-        return google_error(
-            429,
-            "RESOURCE_EXHAUSTED",
-            "quota",
-            json!([
-            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": "10"}]},
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}]),
-        );
-    }
-    if path.ends_with("/models") {
+    let Some(rest) = path.strip_prefix("/v1beta/models").or_else(|| path.strip_prefix("/v1/models")) else {
+        return google_error(404, "NOT_FOUND", &format!("the fake serves no {path}"), json!([]));
+    };
+    if rest.is_empty() {
         return json_response(200, &model_list());
     }
-    if let Some(name) = path.rsplit('/').next().filter(|n| !n.contains(':')) {
+    let Some(name) = rest.strip_prefix('/').filter(|n| !n.is_empty() && !n.contains('/')) else {
+        return google_error(404, "NOT_FOUND", &format!("the fake serves no {path}"), json!([]));
+    };
+    let Some((_, method)) = name.split_once(':') else {
         return json_response(
             200,
             &json!({"name": format!("models/{name}"), "displayName": name, "supportedGenerationMethods": ["generateContent"]}),
         );
-    }
-    let method = path.rsplit(':').next().unwrap_or("");
+    };
     match method {
         "generateContent" => {
             let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -546,5 +578,51 @@ impl Body for ChannelBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(fake: &FakeHandle, path: &str, key: &str) -> (StatusCode, Value) {
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = format!("{}{path}", fake.base_url()).parse().unwrap();
+        req.headers_mut().insert("x-goog-api-key", key.parse().unwrap());
+        match crate::client().request(req).await {
+            Ok(res) => {
+                let status = res.status();
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+            }
+            Err(_) => (StatusCode::BAD_GATEWAY, Value::Null),
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_googles_404_and_models_answer() {
+        let fake = FakeGemini::new().key("k", Script::Ok).start().await;
+        assert_eq!(get(&fake, "/v1beta/files", "k").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&fake, "/v1beta/whatever/x", "k").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&fake, "/images/cat.png", "k").await.0, StatusCode::NOT_FOUND, "images only when asked for");
+        let (status, model) = get(&fake, "/v1beta/models/gemini-2.5-flash", "k").await;
+        assert_eq!((status, model["name"].as_str()), (StatusCode::OK, Some("models/gemini-2.5-flash")));
+        assert_eq!(get(&fake, "/v1beta/models", "k").await.0, StatusCode::OK);
+        assert_eq!(get(&fake, "/v1beta/models", "unknown").await.0, StatusCode::BAD_REQUEST, "an unknown key");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "FakeGemini panicked while serving")]
+    async fn a_panic_inside_the_fake_fails_the_test() {
+        let fake = FakeGemini::new().key("k", Script::Panic).start().await;
+        let _ = get(&fake, "/v1beta/models", "k").await;
+        // Give the connection task a moment to be reaped by the accept loop.
+        for _ in 0..100 {
+            if !fake.shared.panics.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(fake);
     }
 }

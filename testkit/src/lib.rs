@@ -112,7 +112,6 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
 }
 
 /// A daemon running in-process; `config_path` and `socket` are for tools (gbctl) that drive it.
-#[allow(dead_code)]
 pub struct Gateway {
     pub dir: Arc<TempDir>,
     pub config_path: PathBuf,
