@@ -517,3 +517,23 @@ async fn error_log_bodies_are_truncated() {
     assert!(errors[0].record.error.len() < 300, "the error line is short too");
     gw.stop().await;
 }
+
+/// A client that leaves before its answer still leaves exactly one request-log row (499), and
+/// the key that was still working on it is not charged.
+#[tokio::test]
+async fn a_client_that_leaves_early_leaves_one_log_row() {
+    let slow = Script::Delay(Duration::from_secs(3), Box::new(Script::Ok));
+    let fake = FakeGemini::new().key(&key(1), slow).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
+    let abandoned = tokio::time::timeout(Duration::from_millis(300), gw.post(GENERATE, HELLO)).await;
+    assert!(abandoned.is_err(), "the client gave up first");
+    let rows = gw.logged_requests(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rows_later = gw.logged_requests(1).await;
+    assert_eq!((rows.len(), rows_later.len()), (1, 1), "exactly one row");
+    let row = &rows_later[0].record;
+    assert_eq!((row.status, row.route.as_str()), (499, "generateContent"));
+    assert!(row.error.as_deref().is_some_and(|e| e.contains("client closed")), "{:?}", row.error);
+    assert_eq!(gw.health(&key(1)).failures(), 0, "leaving is nobody's fault");
+    gw.stop().await;
+}
