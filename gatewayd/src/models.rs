@@ -58,15 +58,6 @@ pub fn is_hidden(models: &ModelsConfig, model: &str) -> bool {
     models.hidden.iter().any(|h| h.strip_prefix("models/").unwrap_or(h) == model)
 }
 
-/// The harm categories `models.safety_settings` covers.
-pub const SAFETY_CATEGORIES: &[&str] = &[
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
-    "HARM_CATEGORY_CIVIC_INTEGRITY",
-];
-
 /// Applies `models.safety_settings` to a generateContent body: the threshold for every category
 /// the client did not set itself. `passthrough` leaves the body alone.
 pub fn merge_safety(body: &mut serde_json::Value, threshold: &str) {
@@ -76,7 +67,7 @@ pub fn merge_safety(body: &mut serde_json::Value, threshold: &str) {
     let Some(obj) = body.as_object_mut() else { return };
     let settings = obj.entry("safetySettings").or_insert_with(|| serde_json::Value::Array(Vec::new()));
     let Some(list) = settings.as_array_mut() else { return };
-    for category in SAFETY_CATEGORIES {
+    for category in crate::dialect::wire::SAFETY_CATEGORIES {
         if !list.iter().any(|s| s.get("category").and_then(|c| c.as_str()) == Some(category)) {
             list.push(serde_json::json!({"category": category, "threshold": threshold}));
         }
