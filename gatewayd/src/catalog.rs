@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::models;
+use crate::outcome::Expect;
 use crate::proxy::{self, KeyChoice, Plan};
 use crate::state::State;
 use crate::upstream::{KeyPlacement, OutBody, Outgoing};
@@ -43,7 +44,7 @@ pub async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
             route: "models.list".into(),
             model: None,
             stream: false,
-            empty_is_failure: false,
+            expect: Expect::Json,
             keys: KeyChoice::Any,
         };
         let out = Outgoing {
@@ -61,6 +62,7 @@ pub async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
             break;
         }
     }
+    state.logbook.metrics().know(models.iter().filter_map(|m| m.get("name").and_then(Value::as_str)).map(|n| model_name(n).to_string()));
     let list = json!({"models": models});
     *state.models_cache.write() = Some((std::time::Instant::now(), list.clone()));
     Ok(list)

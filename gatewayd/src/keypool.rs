@@ -14,7 +14,8 @@ use parking_lot::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use crate::outcome::{CoolReason, Outcome};
+use crate::model_health::ModelHealth;
+use crate::outcome::{CoolReason, Outcome, Party};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +54,39 @@ pub struct ModelCooldown {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
     state: KeyState,
+    /// Consecutive failures charged to this key (see `outcome::Party::Key`).
     failures: u32,
     cooldowns: BTreeMap<String, ModelCooldown>,
     last_error: Option<String>,
+    /// How many `errors` cooldowns in a row, for the doubling; a success resets it. Kept in
+    /// memory only: after a restart the next one starts from `keys.cooldown_secs` again.
+    error_streak: u32,
 }
 
 impl Default for Health {
     fn default() -> Self {
-        Health { state: KeyState::Active, failures: 0, cooldowns: BTreeMap::new(), last_error: None }
+        Health { state: KeyState::Active, failures: 0, cooldowns: BTreeMap::new(), last_error: None, error_streak: 0 }
     }
+}
+
+/// The hot settings that decide how an outcome changes a key.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// `keys.max_failures`: charged failures in a row before the key cools with reason `errors`.
+    pub max_failures: u32,
+    /// `keys.cooldown_secs`: the first `errors` cooldown; each repeat doubles it.
+    pub cooldown_secs: u64,
+}
+
+/// The longest `errors` cooldown.
+pub const ERRORS_COOLDOWN_MAX: chrono::Duration = chrono::Duration::hours(1);
+
+/// What a reported outcome did: who was charged, and the key's new health when it changed.
+#[derive(Debug)]
+pub struct Report {
+    /// `None` for a success.
+    pub party: Option<Party>,
+    pub health: Option<Health>,
 }
 
 impl Health {
@@ -72,7 +97,7 @@ impl Health {
         cooldowns: BTreeMap<String, ModelCooldown>,
         last_error: Option<String>,
     ) -> Self {
-        Health { state, failures, cooldowns, last_error }
+        Health { state, failures, cooldowns, last_error, error_streak: 0 }
     }
 
     pub fn state(&self) -> KeyState {
@@ -109,15 +134,16 @@ impl Health {
                 && self.cooldowns.values().all(|c| c.until <= now))
     }
 
-    /// Applies an attempt's outcome.
-    fn apply(&mut self, outcome: &Outcome, model: &str, now: DateTime<Utc>, max_failures: u32) {
+    /// Applies an attempt's outcome; `charged` says whether a transient failure is this key's.
+    fn apply(&mut self, outcome: &Outcome, model: &str, now: DateTime<Utc>, rules: Rules, charged: bool) {
         self.cooldowns.retain(|_, c| c.until > now);
         match outcome {
             Outcome::Success => {
                 self.failures = 0;
+                self.error_streak = 0;
                 self.cooldowns.remove(model);
             }
-            Outcome::Client => {}
+            Outcome::Client | Outcome::Network(_) => {}
             Outcome::RateLimited(c) => {
                 self.cooldowns.insert(model.to_string(), ModelCooldown { until: c.until, reason: c.reason });
                 self.last_error = Some(format!("429 {} for {model}", c.reason.as_str()));
@@ -128,11 +154,18 @@ impl Health {
                 }
                 self.last_error = Some(reason.clone());
             }
+            Outcome::Transient(_) if !charged => {}
             Outcome::Transient(reason) => {
                 self.failures = self.failures.saturating_add(1);
                 self.last_error = Some(reason.clone());
-                if self.failures >= max_failures && self.state == KeyState::Active {
-                    self.state = KeyState::Invalid;
+                if self.failures >= rules.max_failures.max(1) {
+                    // Never invalid for this: a key that keeps failing rests for the model, longer
+                    // each time, and comes back on its own.
+                    let first = chrono::Duration::seconds(rules.cooldown_secs.min(3600) as i64);
+                    let rest = (first * 2i32.saturating_pow(self.error_streak.min(12))).min(ERRORS_COOLDOWN_MAX);
+                    self.cooldowns.insert(model.to_string(), ModelCooldown { until: now + rest, reason: CoolReason::Errors });
+                    self.error_streak = self.error_streak.saturating_add(1);
+                    self.failures = 0;
                 }
             }
         }
@@ -144,6 +177,7 @@ impl Health {
             self.state = KeyState::Active;
         }
         self.failures = 0;
+        self.error_streak = 0;
         self.cooldowns.clear();
     }
 }
@@ -217,6 +251,8 @@ impl NoKey {
 pub struct KeyPool {
     keys: RwLock<Arc<Vec<Arc<KeyEntry>>>>,
     cursor: AtomicUsize,
+    /// Who served which model lately, and which models back off as a whole.
+    models: ModelHealth,
 }
 
 impl KeyPool {
@@ -250,16 +286,31 @@ impl KeyPool {
         self.replace(keys);
     }
 
-    /// Applies an attempt's outcome to `key` for `model`.
-    pub fn report(
-        &self,
-        key: &KeyEntry,
-        model: &str,
-        outcome: &Outcome,
-        now: DateTime<Utc>,
-        max_failures: u32,
-    ) -> Option<Health> {
-        key.change(|h| h.apply(outcome, model, now, max_failures))
+    /// Applies an attempt's outcome to `key` for `model`, charging the party the contract's blame
+    /// table names: a transient failure is the key's only while other keys served the model in
+    /// the last minute; otherwise the model backs off as a whole and no key pays.
+    pub fn report(&self, key: &KeyEntry, model: &str, outcome: &Outcome, now: DateTime<Utc>, rules: Rules) -> Report {
+        let party = match outcome {
+            Outcome::Success => {
+                self.models.served(model, key.id, now);
+                None
+            }
+            Outcome::Client => Some(Party::Client),
+            Outcome::RateLimited(_) | Outcome::InvalidKey(_) => Some(Party::Key),
+            Outcome::Network(_) => Some(Party::Network),
+            Outcome::Transient(_) if self.models.served_by_others(model, key.id, now) => Some(Party::Key),
+            Outcome::Transient(_) => {
+                self.models.failed(model, now);
+                Some(Party::Model)
+            }
+        };
+        let charged = party == Some(Party::Key);
+        Report { party, health: key.change(|h| h.apply(outcome, model, now, rules, charged)) }
+    }
+
+    /// When `model` backs off as a whole (no key is serving it), until when.
+    pub fn model_backoff(&self, model: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.models.backoff_until(model, now)
     }
 
     /// Sets a key aside (`gbctl keys disable`).
@@ -368,6 +419,8 @@ mod tests {
     use crate::outcome::Cooldown;
     use chrono::Duration;
 
+    const RULES: Rules = Rules { max_failures: 3, cooldown_secs: 60 };
+
     fn pool(n: i64) -> KeyPool {
         KeyPool::new((1..=n).map(|i| KeyEntry::new(i, Secret::new(format!("key-{i}")), Health::default())).collect())
     }
@@ -396,7 +449,7 @@ mod tests {
             quota_detail: true,
             zero_quota: false,
         });
-        assert!(p.report(&k1, "flash", &cool, now(), 3).is_some());
+        assert!(p.report(&k1, "flash", &cool, now(), RULES).health.is_some());
         for _ in 0..10 {
             assert_eq!(p.pick("flash", now(), &[]).unwrap().id, 2);
         }
@@ -422,10 +475,10 @@ mod tests {
                 quota_detail: true,
                 zero_quota: false,
             };
-            p.report(k, "m", &Outcome::RateLimited(c), now(), 3);
+            p.report(k, "m", &Outcome::RateLimited(c), now(), RULES);
         }
         assert_eq!(p.pick("m", now(), &[]).unwrap_err(), NoKey::AllCooling { reopens: until });
-        p.report(&p.get(1).unwrap(), "m", &Outcome::InvalidKey("bad".into()), now(), 3);
+        p.report(&p.get(1).unwrap(), "m", &Outcome::InvalidKey("bad".into()), now(), RULES);
         p.disable(&p.get(2).unwrap());
         assert_eq!(p.pick("x", now(), &[]).unwrap_err(), NoKey::NoneUsable { invalid: 1, disabled: 1 });
         assert_eq!(pool(0).pick("m", now(), &[]).unwrap_err(), NoKey::Empty);
@@ -437,7 +490,7 @@ mod tests {
         assert_eq!(p.pick_pinned(2, "m", now()).unwrap().id, 2);
         let until = now() + Duration::seconds(4);
         let c = Cooldown { until, reason: CoolReason::Rpm, quota_detail: true, zero_quota: false };
-        p.report(&p.get(2).unwrap(), "m", &Outcome::RateLimited(c), now(), 3);
+        p.report(&p.get(2).unwrap(), "m", &Outcome::RateLimited(c), now(), RULES);
         assert_eq!(p.pick_pinned(2, "m", now()).unwrap_err(), NoKey::AllCooling { reopens: until });
         assert_eq!(p.pick_pinned(2, "other", now()).unwrap().id, 2, "cooling is per model");
         p.disable(&p.get(2).unwrap());
@@ -445,22 +498,57 @@ mod tests {
         assert_eq!(p.pick_pinned(9, "m", now()).unwrap_err(), NoKey::Pinned { id: 9, state: "removed" });
     }
 
+    /// Differential blame: a transient failure is the key's only while another key served the
+    /// model within the minute; otherwise the model's, and no key pays.
     #[test]
-    fn transient_failures_invalidate_only_in_a_row() {
-        let p = pool(1);
-        let k = p.get(1).unwrap();
+    fn transient_failures_are_charged_only_while_others_serve_the_model() {
+        let p = pool(2);
+        let (k1, k2) = (p.get(1).unwrap(), p.get(2).unwrap());
         let t = Outcome::Transient("503".into());
-        p.report(&k, "m", &t, now(), 3);
-        p.report(&k, "m", &t, now(), 3);
-        p.report(&k, "m", &Outcome::Success, now(), 3);
-        assert_eq!((k.health().state(), k.health().failures()), (KeyState::Active, 0));
-        for _ in 0..3 {
-            p.report(&k, "m", &t, now(), 3);
+        let r = p.report(&k1, "m", &t, now(), RULES);
+        assert_eq!((r.party, r.health.is_none()), (Some(Party::Model), true), "nobody serves m: the model's fault");
+        assert_eq!(p.model_backoff("m", now()), Some(now() + Duration::seconds(1)));
+        assert_eq!(p.model_backoff("other", now()), None);
+        assert_eq!(p.report(&k2, "m", &Outcome::Success, now(), RULES).party, None);
+        assert_eq!(p.model_backoff("m", now()), None, "a success ends the backoff");
+        let r = p.report(&k1, "m", &t, now(), RULES);
+        assert_eq!((r.party, k1.health().failures()), (Some(Party::Key), 1), "key 2 serves m: key 1's fault");
+        assert_eq!(p.report(&k2, "m", &t, now(), RULES).party, Some(Party::Model), "key 1 never served m");
+        let later = now() + Duration::seconds(61);
+        assert_eq!(p.report(&k1, "m", &t, later, RULES).party, Some(Party::Model), "the minute is over");
+        assert_eq!(p.report(&k1, "m", &Outcome::Network("refused".into()), now(), RULES).party, Some(Party::Network));
+        assert_eq!(k1.health().failures(), 1, "network faults are nobody's key");
+    }
+
+    /// `keys.max_failures` charged failures in a row cool the key for that model with reason
+    /// `errors`, for `keys.cooldown_secs` doubling on each repeat up to an hour; a success resets.
+    /// Never `invalid`.
+    #[test]
+    fn errors_cooldowns_double_up_to_an_hour_and_a_success_resets_them() {
+        let p = pool(2);
+        let (k1, k2) = (p.get(1).unwrap(), p.get(2).unwrap());
+        let t = Outcome::Transient("500".into());
+        let mut at = now();
+        let mut rests = Vec::new();
+        for _ in 0..9 {
+            p.report(&k2, "m", &Outcome::Success, at, RULES);
+            for _ in 0..RULES.max_failures {
+                assert_eq!(p.report(&k1, "m", &t, at, RULES).party, Some(Party::Key));
+            }
+            let c = k1.health().cooldowns()["m"].clone();
+            assert_eq!((c.reason, k1.health().state()), (CoolReason::Errors, KeyState::Active));
+            rests.push((c.until - at).num_seconds());
+            at = c.until;
         }
-        assert_eq!(k.health().state(), KeyState::Invalid);
-        assert!(p.report(&k, "m", &Outcome::Client, now(), 3).is_none());
-        assert!(p.restore(&k).is_some());
-        assert_eq!((k.health().state(), k.health().failures()), (KeyState::Active, 0));
+        assert_eq!(rests, vec![60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert!(k1.health().cooling_until("other", at).is_none(), "only for that model");
+        p.report(&k1, "m", &Outcome::Success, at, RULES);
+        p.report(&k2, "m", &Outcome::Success, at, RULES);
+        for _ in 0..RULES.max_failures {
+            p.report(&k1, "m", &t, at, RULES);
+        }
+        assert_eq!((k1.health().cooldowns()["m"].until - at).num_seconds(), 60, "the success reset the doubling");
+        assert!(p.report(&k1, "m", &Outcome::Client, at, RULES).health.is_none());
     }
 
     #[test]
@@ -470,7 +558,7 @@ mod tests {
         assert!(p.disable(&k1).is_some());
         assert!(p.disable(&k1).is_none(), "no change, nothing to persist");
         assert_eq!(p.active_count(), 1);
-        p.report(&k1, "m", &Outcome::Transient("x".into()), now(), 3);
+        p.report(&k1, "m", &Outcome::Transient("x".into()), now(), RULES);
         assert_eq!(k1.health().state(), KeyState::Disabled, "failures never revive a disabled key");
         assert_eq!(p.enable(&k1).map(|h| (h.state(), h.failures())), Some((KeyState::Active, 0)));
         let bare = Cooldown {
@@ -480,8 +568,8 @@ mod tests {
             zero_quota: false,
         };
         let rpm = Cooldown { reason: CoolReason::Rpm, quota_detail: true, ..bare.clone() };
-        p.report(&k1, "m", &Outcome::RateLimited(bare), now(), 3);
-        p.report(&k2, "m", &Outcome::RateLimited(rpm), now(), 3);
+        p.report(&k1, "m", &Outcome::RateLimited(bare), now(), RULES);
+        p.report(&k2, "m", &Outcome::RateLimited(rpm), now(), RULES);
         let lifted = p.lift_bare_cooldowns(&[1, 2], "m");
         assert_eq!(lifted.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1], "a quota cooldown stays");
         assert!(k2.health().cooling_until("m", now()).is_some());
@@ -494,7 +582,7 @@ mod tests {
         let p = pool(1);
         let k = p.get(1).unwrap();
         for _ in 0..10 {
-            assert!(p.report(&k, "m", &Outcome::Client, now(), 1).is_none());
+            assert!(p.report(&k, "m", &Outcome::Client, now(), Rules { max_failures: 1, ..RULES }).health.is_none());
         }
         assert_eq!(k.health(), Health::default());
     }

@@ -38,6 +38,7 @@ pub mod keypool;
 mod live;
 mod logbook;
 mod metrics;
+mod model_health;
 mod models;
 pub mod outcome;
 mod proxy;

@@ -64,7 +64,16 @@ pub struct Metrics {
     keys: Family<StateLabels, Gauge>,
     /// Shared with the logbook, which counts what it drops.
     dropped: Counter,
+    /// The models a label may name: those the gateway has served, or the upstream lists. Any
+    /// other name is `other`, so clients cannot grow the series without bound.
+    known: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
+
+/// The label for a model nobody has served or listed.
+pub const OTHER_MODEL: &str = "other";
+
+/// At most this many distinct model labels, whatever the upstream lists.
+const MAX_MODELS: usize = 4096;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -85,7 +94,7 @@ impl Default for Metrics {
             "Log records dropped because the writer fell behind",
             dropped.clone(),
         );
-        Metrics { registry, requests, attempts, latency, tokens, keys, dropped }
+        Metrics { registry, requests, attempts, latency, tokens, keys, dropped, known: Default::default() }
     }
 }
 
@@ -95,10 +104,35 @@ impl Metrics {
         self.dropped.clone()
     }
 
+    /// Models the upstream lists may be named in labels.
+    pub fn know(&self, models: impl IntoIterator<Item = String>) {
+        let mut known = self.known.lock();
+        for m in models {
+            if known.len() >= MAX_MODELS {
+                break;
+            }
+            known.insert(m);
+        }
+    }
+
+    /// The label for `model`: itself once served (this record succeeding counts) or listed.
+    fn model_label(&self, model: Option<&str>, served: bool) -> String {
+        let Some(model) = model else { return String::new() };
+        let mut known = self.known.lock();
+        if known.contains(model) {
+            return label(model);
+        }
+        if served && known.len() < MAX_MODELS {
+            known.insert(model.to_string());
+            return label(model);
+        }
+        OTHER_MODEL.to_string()
+    }
+
     /// Counts the records the writer has written.
     pub fn observe(&self, requests: &[RequestRecord]) {
         for r in requests {
-            let model = label(r.model.as_deref().unwrap_or_default());
+            let model = self.model_label(r.model.as_deref(), (200..300).contains(&r.status));
             let route = label(&r.route);
             self.requests
                 .get_or_create(&RequestLabels { route: route.clone(), model: model.clone(), status: r.status })
@@ -141,6 +175,27 @@ fn label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_models_share_one_label() {
+        let m = Metrics::default();
+        m.know(["listed".to_string()]);
+        let record = |model: &str, status: u16| {
+            let mut r = RequestRecord::for_test(chrono::Utc::now());
+            r.model = Some(model.into());
+            r.status = status;
+            r
+        };
+        let made_up: Vec<RequestRecord> = (0..500).map(|i| record(&format!("made-up-{i}"), 404)).collect();
+        m.observe(&made_up);
+        m.observe(&[record("listed", 400), record("served", 200), record("served", 500)]);
+        let text = m.render(&[]);
+        assert!(text.contains(r#"gateway_requests_total{route="r",model="other",status="404"} 500"#), "{text}");
+        assert!(text.contains(r#"model="listed",status="400"} 1"#));
+        assert!(text.contains(r#"model="served",status="500"} 1"#), "served once, named from then on");
+        assert!(!text.contains("made-up"));
+        assert!(text.lines().count() < 60, "bounded: {} lines", text.lines().count());
+    }
 
     #[test]
     fn renders_counters_histograms_and_gauges() {

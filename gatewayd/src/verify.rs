@@ -10,7 +10,7 @@ use shared::admin::VerifyResult;
 use tokio::time::Instant;
 
 use crate::keypool::KeyEntry;
-use crate::outcome::{self, Outcome};
+use crate::outcome::{self, Expect, Outcome};
 use crate::proxy::report;
 use crate::state::State;
 use crate::upstream::{self, KeyPlacement, OutBody, Outgoing};
@@ -79,7 +79,7 @@ async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
     let (status, outcome) = match &answer {
         Ok((status, _)) if status.is_success() => (Some(status.as_u16()), Outcome::Success),
         Ok((status, body)) => {
-            (Some(status.as_u16()), outcome::classify(status.as_u16(), body, state.now(), cfg.keys.cooldown_secs))
+            (Some(status.as_u16()), outcome::classify(status.as_u16(), body, state.now(), cfg.keys.cooldown_secs, Expect::Json))
         }
         Err(e) => (None, Outcome::Transient(e.clone())),
     };
@@ -94,7 +94,9 @@ async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
             tracing::info!(key = %key.secret, "key verified: back in rotation");
             state.logbook.health(key.id, h);
         }
-    } else {
+    } else if matches!(outcome, Outcome::InvalidKey(_) | Outcome::RateLimited(_)) {
+        // Only what the key itself caused changes it: a probe that met an outage or our own
+        // network fault says nothing about the key, and must not back the model off for clients.
         report(state, key, &model, &outcome);
     }
     VerifyResult { id: key.id, key: shared::redact(key.secret.expose()), ok, status, latency_ms, error }

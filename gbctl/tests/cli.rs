@@ -167,8 +167,11 @@ async fn keys_add_list_disable_enable_reset_remove() {
     {
         let k = gw.state.pool.get(3).unwrap();
         let failure = gatewayd::outcome::Outcome::Transient("503 test".into());
+        // Charged to key 3 only while another key serves the model.
+        let k1 = gw.state.pool.get(1).unwrap();
+        gw.state.pool.report(&k1, "m", &gatewayd::outcome::Outcome::Success, gw.state.now(), gatewayd_testkit::RULES);
         for _ in 0..2 {
-            gw.state.pool.report(&k, "m", &failure, gw.state.now(), 3);
+            gw.state.pool.report(&k, "m", &failure, gw.state.now(), gatewayd_testkit::RULES);
         }
         gw.cool(3, "m", gw.state.now() + chrono::Duration::hours(1));
         assert_eq!(gw.health(&key(3)).failures(), 2);

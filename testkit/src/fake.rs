@@ -28,6 +28,8 @@ pub enum Script {
     Ok,
     /// A status with a JSON body.
     Json(u16, Value),
+    /// A status with this body as it is (`content-type: application/json` all the same).
+    Raw(u16, &'static str),
     /// 429 with Google's QuotaFailure (+ RetryInfo when a delay is given).
     Quota { quota_id: String, delay: Option<String> },
     /// 400 INVALID_ARGUMENT with ErrorInfo API_KEY_INVALID.
@@ -77,6 +79,9 @@ struct Scripts {
     /// Per key: scripts used in order, then `default` (or Ok).
     queue: HashMap<String, Vec<Script>>,
     default: HashMap<String, Script>,
+    /// Per model: a script that answers every generation request for it, whatever the key
+    /// (a model outage looks the same on every key).
+    models: HashMap<String, Script>,
 }
 
 #[derive(Default)]
@@ -116,6 +121,12 @@ impl FakeGemini {
         let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|_| panic!("images() before start()"));
         shared.images = true;
         FakeGemini { shared: Arc::new(shared) }
+    }
+
+    /// Every key's requests to `model`'s methods (`/models/{model}:…`) follow `script`.
+    pub fn model(self, model: &str, script: Script) -> Self {
+        self.shared.scripts.lock().unwrap().models.insert(model.into(), script);
+        self
     }
 
     /// A key whose next requests follow `scripts` in order, then `Script::Ok`.
@@ -198,6 +209,15 @@ impl FakeHandle {
         self.requests().iter().filter(|r| r.key.as_deref() == Some(key) && r.method == "POST").count()
     }
 
+    /// Sets (or, with `None`, ends) the script every key meets on `model`.
+    pub fn set_model(&self, model: &str, script: Option<Script>) {
+        let mut s = self.shared.scripts.lock().unwrap();
+        match script {
+            Some(script) => s.models.insert(model.into(), script),
+            None => s.models.remove(model),
+        };
+    }
+
     pub fn set(&self, key: &str, script: Script) {
         self.shared.scripts.lock().unwrap().default.insert(key.into(), script);
     }
@@ -272,6 +292,9 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let Some(script) = next_script(&shared, &key) else {
         return Ok(invalid_key());
     };
+    let model = path.split("/models/").nth(1).and_then(|rest| rest.split_once(':')).map(|(m, _)| m);
+    let by_model = model.and_then(|m| shared.scripts.lock().unwrap().models.get(m).cloned());
+    let script = by_model.unwrap_or(script);
     let sse = parts.uri.query().is_some_and(|q| q.contains("alt=sse"));
     run(script, &path, sse, &body).await
 }
@@ -286,6 +309,7 @@ fn run<'a>(
         Ok(match script {
             Script::Ok => success(path, sse, body),
             Script::Json(status, v) => json_response(status, &v),
+            Script::Raw(status, text) => json_response_text(status, text.to_string()),
             Script::Quota { quota_id, delay } => {
                 let mut details = vec![json!({
                     "@type": "type.googleapis.com/google.rpc.QuotaFailure",

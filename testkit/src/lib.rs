@@ -25,6 +25,9 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+/// The pool's rules as the default config sets them.
+pub const RULES: gatewayd::keypool::Rules = gatewayd::keypool::Rules { max_failures: 3, cooldown_secs: 60 };
+
 pub const TOKEN: &str = "test-token-0123456789";
 
 /// Test keys shaped like real ones, so redaction is exercised for real.
@@ -233,7 +236,7 @@ impl Gateway {
     pub fn invalidate(&self, id: i64) {
         let key = self.state.pool.get(id).expect("key in pool");
         let outcome = gatewayd::outcome::Outcome::InvalidKey("401 test".into());
-        self.state.pool.report(&key, "*", &outcome, self.state.now(), 3);
+        self.state.pool.report(&key, "*", &outcome, self.state.now(), RULES);
     }
 
     /// Cools key `id` for `model` until `until`, as a 429 with a retry delay would.
@@ -246,7 +249,7 @@ impl Gateway {
             zero_quota: false,
         };
         let outcome = gatewayd::outcome::Outcome::RateLimited(cooldown);
-        self.state.pool.report(&key, model, &outcome, self.state.now(), 3);
+        self.state.pool.report(&key, model, &outcome, self.state.now(), RULES);
     }
 
     /// Key health as the pool sees it, by key text.

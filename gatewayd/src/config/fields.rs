@@ -25,6 +25,7 @@ pub const FIELDS: &[Field] = &[
     field("database.path", false),
     field("upstream.base_url", true),
     field("upstream.timeout_secs", true),
+    field("upstream.stream_idle_secs", true),
     field("upstream.connect_timeout_secs", true),
     field("upstream.proxy", true),
     Field { name: "auth.tokens", hot: true, secret: true },

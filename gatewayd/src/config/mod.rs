@@ -68,7 +68,10 @@ impl Default for DatabaseConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     pub base_url: String,
+    /// One attempt's deadline: for its whole answer, or for a stream, until its first event.
     pub timeout_secs: u64,
+    /// A stream that sends nothing for this long is cut; one that keeps sending never is.
+    pub stream_idle_secs: u64,
     pub connect_timeout_secs: u64,
     pub proxy: String,
 }
@@ -78,6 +81,7 @@ impl Default for UpstreamConfig {
         UpstreamConfig {
             base_url: "https://generativelanguage.googleapis.com".into(),
             timeout_secs: 300,
+            stream_idle_secs: 120,
             connect_timeout_secs: 10,
             proxy: String::new(),
         }
@@ -175,6 +179,9 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
     validate_url(&c.upstream.base_url, &["http", "https"]).map_err(|m| ConfigError::new("upstream.base_url", m))?;
     if c.upstream.timeout_secs == 0 {
         return Err(ConfigError::new("upstream.timeout_secs", "must be at least 1"));
+    }
+    if c.upstream.stream_idle_secs == 0 {
+        return Err(ConfigError::new("upstream.stream_idle_secs", "must be at least 1"));
     }
     if c.upstream.connect_timeout_secs == 0 {
         return Err(ConfigError::new("upstream.connect_timeout_secs", "must be at least 1"));

@@ -14,6 +14,7 @@ use crate::catalog;
 use crate::config::Config;
 use crate::error::{ApiError, Dialect};
 use crate::models::{self, ModelName};
+use crate::outcome::Expect;
 use crate::proxy::{self, KeyChoice, Passthrough, Plan, Render, Served, forwarded_headers};
 use crate::state::State;
 use crate::upstream::{KeyPlacement, OutBody, Outgoing};
@@ -71,11 +72,11 @@ pub async fn handle(
     }
     let sse = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
     let mut body = if expected == Method::GET { Bytes::new() } else { body };
-    let (route, model, path, stream, empty_is_failure) = match &target {
-        Target::List => ("models.list".to_string(), None, format!("/{version}/models"), false, false),
+    let (route, model, path, stream, expect) = match &target {
+        Target::List => ("models.list".to_string(), None, format!("/{version}/models"), false, Expect::Json),
         Target::Get(m) => {
             let upstream = models::search_base(m.as_str(), &cfg.models.search_models).unwrap_or(m.as_str());
-            ("models.get".to_string(), Some(m.to_string()), format!("/{version}/models/{upstream}"), false, false)
+            ("models.get".to_string(), Some(m.to_string()), format!("/{version}/models/{upstream}"), false, Expect::Json)
         }
         Target::Method { model, method } => {
             let mut upstream = model.as_str();
@@ -90,7 +91,12 @@ pub async fn handle(
                 Some(upstream.to_string()),
                 path,
                 method == "streamGenerateContent",
-                method == "generateContent",
+                match method.as_str() {
+                    "generateContent" => Expect::Content,
+                    "streamGenerateContent" => Expect::Anything,
+                    // countTokens, embedContent, batchEmbedContents and the rest answer JSON.
+                    _ => Expect::Json,
+                },
             )
         }
     };
@@ -98,7 +104,7 @@ pub async fn handle(
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
-    let plan = Plan { route: route.into(), model, stream, empty_is_failure, keys: KeyChoice::Any };
+    let plan = Plan { route: route.into(), model, stream, expect, keys: KeyChoice::Any };
     let out = Outgoing {
         method: method.clone(),
         path_and_query,

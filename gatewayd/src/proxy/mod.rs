@@ -18,13 +18,13 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use self::ledger::Ledger;
-use self::policy::{After, Next, Policy};
+use self::policy::{After, Backoff, Next, Policy};
 pub use self::relay::{Passthrough, Transform};
 use self::relay::{Relay, StreamEnd};
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::keypool::{KeyEntry, KeyState};
-use crate::outcome::{self, Outcome};
+use crate::keypool::{KeyEntry, KeyState, Rules};
+use crate::outcome::{self, Expect, Outcome, Party};
 use crate::state::State;
 use crate::upstream::{self, Outgoing, TransportError};
 use crate::usage::Usage;
@@ -54,8 +54,8 @@ pub struct Plan {
     /// The model, as the pool keys its cooldowns (`*` when the request names none).
     pub model: Option<String>,
     pub stream: bool,
-    /// A 200 with no candidate content is a failed attempt (generateContent only).
-    pub empty_is_failure: bool,
+    /// What a 200 must be to count as a success (a generateContent answer must carry content).
+    pub expect: Expect,
     pub keys: KeyChoice,
 }
 
@@ -89,12 +89,7 @@ pub trait Render: Send + 'static {
 enum Delivered {
     Whole(Served),
     /// A stream whose first bytes already arrived (an empty stream was retried on another key).
-    Stream {
-        response: http::Response<Incoming>,
-        first: Bytes,
-        key: Arc<KeyEntry>,
-        deadline: Instant,
-    },
+    Stream { response: http::Response<Incoming>, first: Bytes, key: Arc<KeyEntry> },
 }
 
 /// Serves one client request through the pool; exactly one request-log record is written,
@@ -111,11 +106,12 @@ pub async fn serve<R: Render>(state: &Arc<State>, plan: Plan, out: Outgoing, ren
             ledger.finish(res.status().as_u16(), usage, None);
             res
         }
-        Ok(Delivered::Stream { response, first, key, deadline }) => {
+        Ok(Delivered::Stream { response, first, key }) => {
             let (parts, incoming) = response.into_parts();
             let (transform, headers) = render.stream(&parts.headers);
+            let idle = std::time::Duration::from_secs(state.config.load().upstream.stream_idle_secs);
             let end = StreamEnd { state: state.clone(), key, model: plan.pool_model().to_string(), ledger };
-            let mut res = Response::new(Relay::new(incoming, first, transform, deadline, end).boxed());
+            let mut res = Response::new(Relay::new(incoming, first, transform, idle, end).boxed());
             *res.status_mut() = parts.status;
             *res.headers_mut() = headers;
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -179,7 +175,11 @@ async fn attempt_loop(
     let model = plan.pool_model();
     loop {
         let now = state.now();
-        match policy.next(model, now, state.throttle.backoff_until(model, now)) {
+        let backoff = match state.throttle.backoff_until(model, now) {
+            Some(until) => Some(Backoff::Egress(until)),
+            None => state.pool.model_backoff(model, now).map(Backoff::Model),
+        };
+        match policy.next(model, now, backoff) {
             Next::Attempt => {}
             Next::Wait(until) => {
                 tokio::time::sleep((until - now).to_std().unwrap_or_default()).await;
@@ -219,7 +219,7 @@ async fn attempt_loop(
                     Ok(Some(first)) => {
                         ledger.attempt(key.id, Some(parts.status), true, sent_at, None);
                         let response = http::Response::from_parts(parts, body);
-                        return Ok(Delivered::Stream { response, first, key, deadline });
+                        return Ok(Delivered::Stream { response, first, key });
                     }
                     Ok(None) => Ok((parts.status, parts.headers, Bytes::new())),
                     Err(e) => Err(e),
@@ -235,13 +235,15 @@ async fn attempt_loop(
             Outcome::RateLimited(c) if !c.quota_detail => egress_throttled(state, &key, model, &cfg),
             _ => false,
         };
-        if !throttled {
-            report(state, &key, model, &answer.outcome);
-        }
+        let party = match throttled {
+            true => Some(Party::Egress),
+            false => report(state, &key, model, &answer.outcome),
+        };
         let word = match (&answer.outcome, answer.status, &answer.transport) {
             _ if throttled => Some("throttled"),
             (_, _, Some(e)) => Some(e.word()),
-            (Outcome::Transient(_), Some(s), _) if s.is_success() => Some("empty"),
+            (Outcome::Transient(m), Some(s), _) if s.is_success() && m.starts_with("empty") => Some("empty"),
+            (Outcome::Transient(_), Some(s), _) if s.is_success() => Some("garbled"),
             (outcome, _, _) => outcome.trail_word(),
         };
         let ok = matches!(answer.outcome, Outcome::Success | Outcome::Client);
@@ -259,7 +261,9 @@ async fn attempt_loop(
             }
             After::Retry => {
                 let request_body = cfg.logs.record_request_body.then(|| out.body.bytes()).flatten();
-                ledger.failed_attempt(&key, status, &failure_message(&outcome), &body, request_body.map(|b| &b[..]));
+                let blamed = party.map_or("", Party::as_str);
+                let error = format!("{} (charged to: {blamed})", failure_message(&outcome));
+                ledger.failed_attempt(&key, status, &error, &body, request_body.map(|b| &b[..]));
             }
         }
     }
@@ -274,7 +278,12 @@ fn judge(
 ) -> Answer {
     match answer {
         Err(e) => Answer {
-            outcome: Outcome::Transient(e.to_string()),
+            // Connect, DNS, TLS and descriptor errors are the gateway's own network; a timeout or
+            // a reset after connecting is transient (the key's or the model's, as others tell).
+            outcome: match &e {
+                TransportError::Connect(_) => Outcome::Network(e.to_string()),
+                _ => Outcome::Transient(e.to_string()),
+            },
             status: None,
             headers: HeaderMap::new(),
             body: Bytes::new(),
@@ -283,10 +292,8 @@ fn judge(
         Ok((status, headers, body)) => {
             let outcome = if status.is_success() && plan.stream {
                 Outcome::Transient("upstream stream ended with no data".into())
-            } else if status.is_success() && !plan.empty_is_failure {
-                Outcome::Success
             } else {
-                outcome::classify(status.as_u16(), &body, state.now(), cooldown_secs)
+                outcome::classify(status.as_u16(), &body, state.now(), cooldown_secs, plan.expect)
             };
             Answer { outcome, status: Some(status), headers, body, transport: None }
         }
@@ -304,7 +311,7 @@ fn failure_error(
 ) -> ApiError {
     match (status, transport) {
         (Some(s), _) if !s.is_success() => ApiError::Upstream { status: s, body: redact_body(body, key) },
-        (Some(_), _) => ApiError::BadGateway("upstream answered 200 with no content".into()),
+        (Some(_), _) => ApiError::BadGateway(format!("upstream answered 200, but {}", failure_message(outcome))),
         (None, Some(TransportError::Timeout)) => ApiError::Timeout(timeout_secs),
         (None, _) => ApiError::BadGateway(failure_message(outcome)),
     }
@@ -357,16 +364,18 @@ fn egress_throttled(state: &State, key: &KeyEntry, model: &str, cfg: &crate::con
 
 fn failure_message(o: &Outcome) -> String {
     match o {
-        Outcome::Transient(m) | Outcome::InvalidKey(m) => m.clone(),
+        Outcome::Transient(m) | Outcome::InvalidKey(m) | Outcome::Network(m) => m.clone(),
         Outcome::RateLimited(c) => format!("rate-limited ({})", c.reason.as_str()),
         _ => String::new(),
     }
 }
 
-/// Applies an outcome to the key; persists the key's health only when it changed.
-pub(crate) fn report(state: &State, key: &KeyEntry, model: &str, outcome: &Outcome) {
-    let max_failures = state.config.load().keys.max_failures;
-    let changed = state.pool.report(key, model, outcome, state.now(), max_failures);
+/// Reports an outcome to the pool, which charges the party the blame table names; persists the
+/// key's health only when it changed. Returns the party charged (`None` for a success).
+pub(crate) fn report(state: &State, key: &KeyEntry, model: &str, outcome: &Outcome) -> Option<Party> {
+    let cfg = state.config.load();
+    let rules = Rules { max_failures: cfg.keys.max_failures, cooldown_secs: cfg.keys.cooldown_secs };
+    let crate::keypool::Report { party, health: changed } = state.pool.report(key, model, outcome, state.now(), rules);
     if let Outcome::RateLimited(c) = outcome
         && c.zero_quota
     {
@@ -378,6 +387,10 @@ pub(crate) fn report(state: &State, key: &KeyEntry, model: &str, outcome: &Outco
         }
         state.logbook.health(key.id, h);
     }
+    if party == Some(Party::Model) {
+        tracing::warn!(model, "model failing on every key lately ({}); backing it off, no key charged", failure_message(outcome));
+    }
+    party
 }
 
 /// An upstream error body with the key that made the attempt (and anything shaped like a key) redacted.

@@ -20,6 +20,16 @@ pub enum Next {
     Stop(ApiError),
 }
 
+/// Why the gateway holds requests for a model before sending any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// Google throttles our egress IP (most keys answered bare 429s at once): 429.
+    Egress(DateTime<Utc>),
+    /// No key is serving the model (it fails on all of them): 503. Only a request that has not
+    /// sent anything yet waits for it; one already retrying goes on to its other keys.
+    Model(DateTime<Utc>),
+}
+
 /// What the loop does with an attempt's answer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum After {
@@ -43,6 +53,9 @@ pub struct Policy {
     tried: Vec<i64>,
     rate_limited: Vec<i64>,
     last_failure: Option<ApiError>,
+    /// The last failure was the gateway's own network: no key is to blame, so when every key was
+    /// tried the client gets that 502 itself, not a 503 about keys.
+    last_was_network: bool,
 }
 
 impl Policy {
@@ -57,6 +70,7 @@ impl Policy {
             tried: Vec::new(),
             rate_limited: Vec::new(),
             last_failure: None,
+            last_was_network: false,
         }
     }
 
@@ -66,7 +80,7 @@ impl Policy {
     }
 
     /// Before an attempt: is there budget left, and is the gateway backing off this model?
-    pub fn next(&mut self, model: &str, now: DateTime<Utc>, backoff_until: Option<DateTime<Utc>>) -> Next {
+    pub fn next(&mut self, model: &str, now: DateTime<Utc>, backoff: Option<Backoff>) -> Next {
         if self.attempts >= self.max_attempts {
             return Next::Stop(
                 self.last_failure
@@ -74,9 +88,11 @@ impl Policy {
                     .unwrap_or_else(|| ApiError::BadGateway("no upstream attempt succeeded".into())),
             );
         }
-        match backoff_until {
-            Some(until) if until <= self.wait_until => Next::Wait(until),
-            Some(until) => Next::Stop(throttled_error(model, until, now)),
+        match backoff {
+            Some(Backoff::Model(_)) if self.attempts > 0 => Next::Attempt,
+            Some(Backoff::Egress(until) | Backoff::Model(until)) if until <= self.wait_until => Next::Wait(until),
+            Some(Backoff::Egress(until)) => Next::Stop(throttled_error(model, until, now)),
+            Some(Backoff::Model(until)) => Next::Stop(model_backoff_error(model, until, now)),
             None => Next::Attempt,
         }
     }
@@ -89,6 +105,9 @@ impl Policy {
                 let rate_limited = std::mem::take(&mut self.rate_limited);
                 self.tried.retain(|id| !rate_limited.contains(id));
                 Next::Wait(reopens)
+            }
+            NoKey::AllTried { .. } if self.last_was_network && self.last_failure.is_some() => {
+                Next::Stop(self.last_failure.take().unwrap_or_else(|| ApiError::BadGateway(String::new())))
             }
             other => Next::Stop(no_key_error(other, model, now, self.last_failure.take())),
         }
@@ -110,6 +129,7 @@ impl Policy {
                 if matches!(other, Outcome::RateLimited(_)) {
                     self.rate_limited.push(key);
                 }
+                self.last_was_network = matches!(other, Outcome::Network(_));
                 self.last_failure = Some(failure());
                 After::Retry
             }
@@ -127,6 +147,17 @@ fn throttled_error(model: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Api
         status: StatusCode::TOO_MANY_REQUESTS,
         message: format!(
             "upstream is throttling this gateway for model {model} (most keys answered 429 at once); retry in {secs} s"
+        ),
+        retry_after_secs: Some(secs),
+    }
+}
+
+fn model_backoff_error(model: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> ApiError {
+    let secs = retry_secs(until, now);
+    ApiError::NoKey {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: format!(
+            "model {model} is failing on every key (Google reports it unavailable or overloaded); retry in {secs} s"
         ),
         retry_after_secs: Some(secs),
     }
@@ -247,12 +278,43 @@ mod tests {
     }
 
     #[test]
+    fn a_model_backoff_holds_new_requests_then_503s_and_lets_retries_go_on() {
+        let until = now() + Duration::seconds(2);
+        let mut waits = Policy::new(3, now() + Duration::seconds(5), false);
+        assert!(matches!(waits.next("m", now(), Some(Backoff::Model(until))), Next::Wait(t) if t == until));
+        let mut refuses = Policy::new(3, now(), false);
+        match refuses.next("m", now(), Some(Backoff::Model(until))) {
+            Next::Stop(ApiError::NoKey { status, retry_after_secs, .. }) => {
+                assert_eq!((status, retry_after_secs), (StatusCode::SERVICE_UNAVAILABLE, Some(2)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut retrying = Policy::new(3, now(), false);
+        retrying.sending(1);
+        retrying.after(1, &Outcome::Transient("503".into()), || upstream(503));
+        assert!(matches!(retrying.next("m", now(), Some(Backoff::Model(until))), Next::Attempt));
+    }
+
+    #[test]
+    fn a_network_failure_on_every_key_is_the_502_itself() {
+        let mut p = Policy::new(3, now(), false);
+        for key in [1, 2] {
+            p.sending(key);
+            p.after(key, &Outcome::Network("refused".into()), || ApiError::BadGateway("cannot connect upstream".into()));
+        }
+        match p.no_key(NoKey::AllTried { tried: 2 }, "m", now()) {
+            Next::Stop(e) => assert_eq!((e.status(), e.message().contains("cannot connect")), (StatusCode::BAD_GATEWAY, true)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn an_egress_backoff_is_waited_out_or_refused_with_429() {
         let until = now() + Duration::seconds(3);
         let mut waits = Policy::new(3, now() + Duration::seconds(3), false);
-        assert!(matches!(waits.next("m", now(), Some(until)), Next::Wait(t) if t == until));
+        assert!(matches!(waits.next("m", now(), Some(Backoff::Egress(until))), Next::Wait(t) if t == until));
         let mut refuses = Policy::new(3, now(), false);
-        match refuses.next("m", now(), Some(until)) {
+        match refuses.next("m", now(), Some(Backoff::Egress(until))) {
             Next::Stop(ApiError::NoKey { status, retry_after_secs, message }) => {
                 assert_eq!((status, retry_after_secs), (StatusCode::TOO_MANY_REQUESTS, Some(3)));
                 assert!(message.contains("throttling"));

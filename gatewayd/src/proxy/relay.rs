@@ -7,6 +7,7 @@ use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -50,7 +51,10 @@ impl StreamEnd {
             }
             StreamFinish::ClientGone => Some("client closed the stream".to_string()),
             StreamFinish::Failed(e) => {
-                report(&state, &key, &model, &Outcome::Transient(e.clone()));
+                // Blamed by the same rules as any transient failure, and kept in the error log.
+                let party = report(&state, &key, &model, &Outcome::Transient(e.clone()));
+                let blamed = party.map_or("", crate::outcome::Party::as_str);
+                ledger.failed_attempt(&key, Some(StatusCode::OK), &format!("{e} (charged to: {blamed})"), b"", None);
                 Some(e)
             }
         };
@@ -102,21 +106,40 @@ pub struct Relay<T: Transform> {
     transform: T,
     out: VecDeque<Bytes>,
     done: bool,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// `upstream.stream_idle_secs`: the stream is cut only after this long with no bytes. The
+    /// timer is re-armed lazily from `last_data` when it fires, not reset on every frame.
+    idle: Duration,
+    last_data: Instant,
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
     end: Option<StreamEnd>,
 }
 
 impl<T: Transform> Relay<T> {
-    pub(super) fn new(inner: Incoming, first: Bytes, transform: T, deadline: Instant, end: StreamEnd) -> Self {
+    pub(super) fn new(inner: Incoming, first: Bytes, transform: T, idle: Duration, end: StreamEnd) -> Self {
+        let now = Instant::now();
         Relay {
             inner,
             first: Some(first),
             transform,
             out: VecDeque::new(),
             done: false,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            idle,
+            last_data: now,
+            idle_timer: Box::pin(tokio::time::sleep_until(now + idle)),
             end: Some(end),
         }
+    }
+
+    /// Whether the stream has been silent for `idle`; re-arms the timer when it fired early.
+    fn silent_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.idle_timer.as_mut().poll(cx).is_ready() {
+            let due = self.last_data + self.idle;
+            if due <= Instant::now() {
+                return true;
+            }
+            self.idle_timer.as_mut().reset(due);
+        }
+        false
     }
 
     fn finish(&mut self, result: StreamFinish) {
@@ -153,10 +176,11 @@ impl<T: Transform> HttpBody for Relay<T> {
                 this.transform.data(first, &mut this.out);
                 continue;
             }
-            if this.deadline.as_mut().poll(cx).is_ready() {
-                return this.failed("upstream stream exceeded upstream.timeout_secs".into());
-            }
             match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending if this.silent_too_long(cx) => {
+                    let secs = this.idle.as_secs();
+                    return this.failed(format!("upstream stream sent nothing for {secs} s (upstream.stream_idle_secs)"));
+                }
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     this.transform.end(&mut this.out);
@@ -165,6 +189,7 @@ impl<T: Transform> HttpBody for Relay<T> {
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
+                        this.last_data = Instant::now();
                         this.transform.data(data, &mut this.out);
                     }
                 }

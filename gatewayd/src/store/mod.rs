@@ -15,7 +15,9 @@ pub use self::keys::{KeyRow, KeyUsage};
 pub use self::logs::{LogFilter, StatsBy, StatsGroup, StoredError, StoredRequest};
 
 const SCHEMA: &str = include_str!("../../../schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// 1: the first schema. 2: transient failures no longer invalidate keys; keys that version 1 set
+/// `invalid` only for counted transient failures are returned to rotation.
+const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -79,6 +81,23 @@ impl Store {
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()?;
+            return Ok(());
+        }
+        if version == 1 {
+            let tx = c.transaction()?;
+            // An auth rejection is recorded as `400 …`, `401 …` or `403 …` (outcome::short_reason);
+            // anything else on an invalid key was a transient failure that version 1 counted.
+            let restored = tx.execute(
+                "UPDATE keys SET state = 'active', failures = 0 WHERE state = 'invalid' AND last_error IS NOT NULL \
+                 AND last_error NOT LIKE '400 %' AND last_error NOT LIKE '401 %' AND last_error NOT LIKE '403 %'",
+                [],
+            )?;
+            tx.pragma_update(None, "user_version", 2)?;
+            tx.commit()?;
+            tracing::info!(
+                "migrated the database to schema 2: {restored} key(s) that were invalid only because of transient \
+                 failures are active again"
+            );
         }
         Ok(())
     }
@@ -126,6 +145,39 @@ mod tests {
         // An operator may add it back explicitly.
         let (added, dup) = s.add_keys(&keys, false, now).unwrap();
         assert_eq!((added.len(), dup), (1, 1));
+    }
+
+    /// Version 1 set keys invalid after transient failures; version 2 gives those back and keeps
+    /// the ones Google rejected.
+    #[test]
+    fn migration_restores_keys_invalid_only_for_transient_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let s = Store::open(&path).unwrap();
+        let now = from_ms(ms(Utc::now()));
+        let keys: Vec<String> = (1..=5).map(|i| format!("k-old-{i:04}")).collect();
+        let (added, _) = s.add_keys(&keys, false, now).unwrap();
+        let reasons = [
+            Some("503 The model is overloaded."),
+            Some("upstream timed out"),
+            Some("400 API key not valid. Please pass a valid API key."),
+            Some("403 Permission denied: Consumer 'api_key:x' has been suspended."),
+            None,
+        ];
+        let updates: Vec<(i64, Health)> = added
+            .iter()
+            .zip(reasons)
+            .map(|(k, r)| (k.id, Health::restored(KeyState::Invalid, 3, Default::default(), r.map(String::from))))
+            .collect();
+        s.save_health(&updates, now).unwrap();
+        s.conn().unwrap().pragma_update(None, "user_version", 1).unwrap();
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        let states: Vec<KeyState> = s.load_keys().unwrap().iter().map(|k| k.health.state()).collect();
+        use KeyState::{Active, Invalid};
+        assert_eq!(states, vec![Active, Active, Invalid, Invalid, Invalid]);
+        let version: i64 = s.conn().unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::dialect::wire::GenerateResponse;
 use crate::error::{ApiError, Dialect};
 use crate::models::{self, ModelName};
+use crate::outcome::Expect;
 use crate::proxy::{self, KeyChoice, Passthrough, Plan, Render, Served, forwarded_headers};
 use crate::state::State;
 use crate::upstream::{KeyPlacement, OutBody, Outgoing};
@@ -144,7 +145,7 @@ fn gemini_call(
         route: route.into(),
         model: Some(model.to_string()),
         stream,
-        empty_is_failure: method == "generateContent",
+        expect: if method == "generateContent" { Expect::Content } else { Expect::Json },
         keys: KeyChoice::Any,
     };
     let out = Outgoing {
