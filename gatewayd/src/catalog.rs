@@ -62,7 +62,10 @@ pub async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
             break;
         }
     }
-    state.logbook.metrics().know(models.iter().filter_map(|m| m.get("name").and_then(Value::as_str)).map(|n| model_name(n).to_string()));
+    state
+        .logbook
+        .metrics()
+        .know(models.iter().filter_map(|m| m.get("name").and_then(Value::as_str)).map(|n| model_name(n).to_string()));
     let list = json!({"models": models});
     *state.models_cache.write() = Some((std::time::Instant::now(), list.clone()));
     Ok(list)

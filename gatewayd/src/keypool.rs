@@ -163,7 +163,8 @@ impl Health {
                     // each time, and comes back on its own.
                     let first = chrono::Duration::seconds(rules.cooldown_secs.min(3600) as i64);
                     let rest = (first * 2i32.saturating_pow(self.error_streak.min(12))).min(ERRORS_COOLDOWN_MAX);
-                    self.cooldowns.insert(model.to_string(), ModelCooldown { until: now + rest, reason: CoolReason::Errors });
+                    self.cooldowns
+                        .insert(model.to_string(), ModelCooldown { until: now + rest, reason: CoolReason::Errors });
                     self.error_streak = self.error_streak.saturating_add(1);
                     self.failures = 0;
                 }
@@ -300,7 +301,7 @@ impl KeyPool {
             Outcome::Network(_) => Some(Party::Network),
             Outcome::Transient(_) if self.models.served_by_others(model, key.id, now) => Some(Party::Key),
             Outcome::Transient(_) => {
-                self.models.failed(model, now);
+                self.models.failed(model, key.id, now, self.active_count());
                 Some(Party::Model)
             }
         };
@@ -507,7 +508,9 @@ mod tests {
         let t = Outcome::Transient("503".into());
         let r = p.report(&k1, "m", &t, now(), RULES);
         assert_eq!((r.party, r.health.is_none()), (Some(Party::Model), true), "nobody serves m: the model's fault");
-        assert_eq!(p.model_backoff("m", now()), Some(now() + Duration::seconds(1)));
+        assert_eq!(p.model_backoff("m", now()), None, "one key's lone failure holds nothing back");
+        p.report(&k2, "m", &t, now(), RULES);
+        assert_eq!(p.model_backoff("m", now()), Some(now() + Duration::seconds(1)), "both keys: the model backs off");
         assert_eq!(p.model_backoff("other", now()), None);
         assert_eq!(p.report(&k2, "m", &Outcome::Success, now(), RULES).party, None);
         assert_eq!(p.model_backoff("m", now()), None, "a success ends the backoff");

@@ -175,10 +175,20 @@ fn forbids_the_key(error: Option<&Value>, message: &str) -> bool {
     let about_resource = ["file", "cachedcontent", "cached content", "tuned model", "corpus", "batch", "operation"]
         .iter()
         .any(|w| m.contains(w));
-    let about_key = ["api key", "api_key", "consumer", "project", "suspended", "has not been used", "is disabled",
-        "billing", "not enabled", "unregistered callers"]
-        .iter()
-        .any(|w| m.contains(w));
+    let about_key = [
+        "api key",
+        "api_key",
+        "consumer",
+        "project",
+        "suspended",
+        "has not been used",
+        "is disabled",
+        "billing",
+        "not enabled",
+        "unregistered callers",
+    ]
+    .iter()
+    .any(|w| m.contains(w));
     about_key && !about_resource
 }
 
@@ -290,7 +300,10 @@ fn cooldown_from_429(error: Option<&Value>, message: &str, now: DateTime<Utc>, d
         rests.push((now + delay, reason.unwrap_or(CoolReason::Unknown)));
     }
     if rests.is_empty() {
-        rests.push((now + Duration::seconds(default_secs.min(i32::MAX as u64) as i64), reason.unwrap_or(CoolReason::Unknown)));
+        rests.push((
+            now + Duration::seconds(default_secs.min(i32::MAX as u64) as i64),
+            reason.unwrap_or(CoolReason::Unknown),
+        ));
     }
     let (until, reason) = rests.into_iter().max_by_key(|(until, _)| *until).unwrap_or((now, CoolReason::Unknown));
     Cooldown { until: clamp_rest(until, now), reason, quota_detail, zero_quota }
@@ -377,7 +390,12 @@ mod tests {
     #[test]
     fn classification_table() {
         let now = at("2026-03-10T12:00:00Z");
-        let bad_key = error_body(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", error_info("API_KEY_INVALID"));
+        let bad_key = error_body(
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+            error_info("API_KEY_INVALID"),
+        );
         let rows: Vec<(u16, Vec<u8>, Expect, &str)> = vec![
             // The key: auth rejections.
             (400, bad_key, Expect::Content, "invalid"),
@@ -460,18 +478,21 @@ mod tests {
         let c = cool(&quota_429("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "10", Some("0.001s")));
         assert_eq!(c.until, now + Duration::seconds(1));
         // Three violations at once: the longest-lasting wins.
-        let three = serde_json::to_vec(&json!({"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "details": [
+        let three = serde_json::to_vec(
+            &json!({"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "details": [
             {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
                 {"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "quotaValue": "10"},
                 {"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier", "quotaValue": "250"},
                 {"quotaId": "GenerateContentInputTokensPerModelPerMinute-FreeTier", "quotaValue": "250000"}]},
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12s"}]}}))
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12s"}]}}),
+        )
         .unwrap();
         let c = cool(&three);
         assert_eq!((c.until, c.reason), (midnight, CoolReason::Rpd));
         // RetryInfo alone, and quotaDimensions that is not an object ("[MaxDepth]").
         let retry_only = serde_json::to_vec(&json!({"error": {"code": 429, "message": "x", "details": [
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "9s"}]}})).unwrap();
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "9s"}]}}))
+        .unwrap();
         assert_eq!(cool(&retry_only).until, now + Duration::seconds(9));
         let max_depth = serde_json::to_vec(&json!({"error": {"code": 429, "message": "x", "details": [
             {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [

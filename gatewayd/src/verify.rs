@@ -78,9 +78,10 @@ async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
     let latency_ms = started.elapsed().as_millis() as u64;
     let (status, outcome) = match &answer {
         Ok((status, _)) if status.is_success() => (Some(status.as_u16()), Outcome::Success),
-        Ok((status, body)) => {
-            (Some(status.as_u16()), outcome::classify(status.as_u16(), body, state.now(), cfg.keys.cooldown_secs, Expect::Json))
-        }
+        Ok((status, body)) => (
+            Some(status.as_u16()),
+            outcome::classify(status.as_u16(), body, state.now(), cfg.keys.cooldown_secs, Expect::Json),
+        ),
         Err(e) => (None, Outcome::Transient(e.clone())),
     };
     let ok = outcome == Outcome::Success;

@@ -111,7 +111,7 @@ class Errors(unittest.TestCase):
 
     def test_rate_limit_error(self):
         with self.assertRaises(openai.RateLimitError) as ctx:
-            client.chat.completions.create(model="quota-exhausted", messages=[{"role": "user", "content": "x"}])
+            client.chat.completions.create(model="gemini-2.5-flash-exhausted", messages=[{"role": "user", "content": "x"}])
         self.assertIsNotNone(ctx.exception.response.headers.get("retry-after"))
 
 

@@ -76,7 +76,13 @@ pub async fn handle(
         Target::List => ("models.list".to_string(), None, format!("/{version}/models"), false, Expect::Json),
         Target::Get(m) => {
             let upstream = models::search_base(m.as_str(), &cfg.models.search_models).unwrap_or(m.as_str());
-            ("models.get".to_string(), Some(m.to_string()), format!("/{version}/models/{upstream}"), false, Expect::Json)
+            (
+                "models.get".to_string(),
+                Some(m.to_string()),
+                format!("/{version}/models/{upstream}"),
+                false,
+                Expect::Json,
+            )
         }
         Target::Method { model, method } => {
             let mut upstream = model.as_str();

@@ -89,7 +89,11 @@ pub trait Render: Send + 'static {
 enum Delivered {
     Whole(Served),
     /// A stream whose first bytes already arrived (an empty stream was retried on another key).
-    Stream { response: http::Response<Incoming>, first: Bytes, key: Arc<KeyEntry> },
+    Stream {
+        response: http::Response<Incoming>,
+        first: Bytes,
+        key: Arc<KeyEntry>,
+    },
 }
 
 /// Serves one client request through the pool; exactly one request-log record is written,
@@ -291,7 +295,7 @@ fn judge(
         },
         Ok((status, headers, body)) => {
             let outcome = if status.is_success() && plan.stream {
-                Outcome::Transient("upstream stream ended with no data".into())
+                Outcome::Transient("empty stream (upstream ended it with no data)".into())
             } else {
                 outcome::classify(status.as_u16(), &body, state.now(), cooldown_secs, plan.expect)
             };
@@ -388,7 +392,11 @@ pub(crate) fn report(state: &State, key: &KeyEntry, model: &str, outcome: &Outco
         state.logbook.health(key.id, h);
     }
     if party == Some(Party::Model) {
-        tracing::warn!(model, "model failing on every key lately ({}); backing it off, no key charged", failure_message(outcome));
+        tracing::warn!(
+            model,
+            "model failing on every key lately ({}); backing it off, no key charged",
+            failure_message(outcome)
+        );
     }
     party
 }

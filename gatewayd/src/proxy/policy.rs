@@ -300,10 +300,14 @@ mod tests {
         let mut p = Policy::new(3, now(), false);
         for key in [1, 2] {
             p.sending(key);
-            p.after(key, &Outcome::Network("refused".into()), || ApiError::BadGateway("cannot connect upstream".into()));
+            p.after(key, &Outcome::Network("refused".into()), || {
+                ApiError::BadGateway("cannot connect upstream".into())
+            });
         }
         match p.no_key(NoKey::AllTried { tried: 2 }, "m", now()) {
-            Next::Stop(e) => assert_eq!((e.status(), e.message().contains("cannot connect")), (StatusCode::BAD_GATEWAY, true)),
+            Next::Stop(e) => {
+                assert_eq!((e.status(), e.message().contains("cannot connect")), (StatusCode::BAD_GATEWAY, true))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -179,7 +179,8 @@ impl<T: Transform> HttpBody for Relay<T> {
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending if this.silent_too_long(cx) => {
                     let secs = this.idle.as_secs();
-                    return this.failed(format!("upstream stream sent nothing for {secs} s (upstream.stream_idle_secs)"));
+                    return this
+                        .failed(format!("upstream stream sent nothing for {secs} s (upstream.stream_idle_secs)"));
                 }
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {

@@ -2,6 +2,7 @@
 //! FakeGemini.
 
 mod admin;
+mod blame;
 mod health;
 mod native;
 mod openai;

@@ -44,7 +44,7 @@ async fn upstream_goes_through_socks5_and_the_proxy_is_hot() {
 }
 
 #[tokio::test]
-async fn an_unreachable_proxy_is_a_transient_failure_not_a_hang() {
+async fn an_unreachable_proxy_is_our_network_not_a_key_and_not_a_hang() {
     let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
     let gw = Gateway::builder(&fake.base_url())
         .keys(&[key(1)])
@@ -52,9 +52,10 @@ async fn an_unreachable_proxy_is_a_transient_failure_not_a_hang() {
         .start()
         .await;
     let r = gw.post(GENERATE, HELLO).await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "the gateway's own network: {}", r.text());
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("cannot connect upstream"), "{}", r.text());
     assert!(fake.requests().is_empty());
+    assert_eq!(gw.health(&key(1)).failures(), 0, "no key charged");
     gw.stop().await;
 }
 

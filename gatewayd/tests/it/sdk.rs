@@ -8,6 +8,9 @@ use std::time::Duration;
 use gatewayd_testkit::fake::{FakeGemini, Script};
 use gatewayd_testkit::{Gateway, TOKEN, key};
 
+/// The model the fake answers with 429 on every key (the SDK tests name it too).
+const EXHAUSTED: &str = "gemini-2.5-flash-exhausted";
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -16,7 +19,10 @@ async fn run_sdk_tests(file: &str) {
     let python =
         std::env::var_os("GATEWAY_SDK_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/bin/python"));
     assert!(python.exists(), "{} is missing: run ./scripts/test, which installs the pinned SDKs", python.display());
-    let fake = FakeGemini::new().key(&key(1), Script::Ok).key(&key(2), Script::Ok).start().await;
+    // One model out of quota on every key, for the SDKs' rate-limit error.
+    let quota = Script::quota("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", Some("30s"));
+    let fake =
+        FakeGemini::new().key(&key(1), Script::Ok).key(&key(2), Script::Ok).model(EXHAUSTED, quota).start().await;
     let gw = Gateway::builder(&fake.base_url())
         .keys(&[key(1), key(2)])
         .set("models.hidden", "[\"gemini-2.5-flash-lite\"]")
