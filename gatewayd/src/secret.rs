@@ -41,3 +41,38 @@ impl<'de> Deserialize<'de> for Secret {
         String::deserialize(d).map(Secret)
     }
 }
+
+/// Serializes a URL with the password of its userinfo redacted (`http://user:pass…word@host`).
+pub fn serialize_url<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
+}
+
+/// A URL with the password of its userinfo redacted; anything else unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, password)) => format!("{scheme}://{user}:{}@{host}", shared::redact(password)),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("http://alice:s3cret-password@proxy:3128"),
+            format!("http://alice:{}@proxy:3128", shared::redact("s3cret-password"))
+        );
+        assert!(!redact_url("socks5://u:hunter2@h:1080").contains("hunter2"));
+        assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(redact_url(""), "");
+        assert_eq!(
+            format!("{:?}", Secret::new("AIzaSyA-very-secret-key-0001")),
+            shared::redact("AIzaSyA-very-secret-key-0001")
+        );
+    }
+}

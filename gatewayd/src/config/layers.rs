@@ -86,9 +86,25 @@ impl Layers {
         if !runtime.is_empty() {
             fig = fig.merge(Serialized::defaults(nest(runtime)));
         }
-        let config: Config = fig.extract().map_err(figment_error)?;
-        validate(&config)?;
+        let config: Config = fig.extract().map_err(|e| self.name_the_variable(figment_error(e), true))?;
+        validate(&config).map_err(|e| self.name_the_variable(e, false))?;
         Ok(config)
+    }
+
+    /// An error about a field the environment sets is named by its variable; a secret field's
+    /// value is never echoed (figment's type errors quote the value they found; our own
+    /// validation messages never quote a secret).
+    fn name_the_variable(&self, mut e: ConfigError, from_figment: bool) -> ConfigError {
+        let secret = crate::config::find_field(&e.field).is_some_and(|f| f.secret);
+        if secret && from_figment {
+            e.message = "not a valid value (the value is secret and not shown)".into();
+        }
+        if let Some(var) = env_var_of(&self.env, &e.field) {
+            e.field = var.to_string();
+        } else if let Some((var, _)) = RAW_ENV_LISTS.iter().find(|(v, f)| *f == e.field && self.env.contains_key(*v)) {
+            e.field = var.to_string();
+        }
+        e
     }
 
     /// Where the effective value of `name` comes from: `runtime`, `env`, `file` or `default`.
@@ -111,12 +127,24 @@ impl Layers {
 
 /// `GATEWAY_KEYS__MAX_RETRIES` → `keys.max_retries`; `None` for variables handled elsewhere.
 /// The environment is passed in rather than read by figment, so tests can run in parallel.
+/// Only names of the form `GATEWAY_<SECTION>__<FIELD>` are read: platforms inject other
+/// `GATEWAY_*` variables of their own (Kubernetes sets `GATEWAY_SERVICE_HOST` and
+/// `GATEWAY_PORT=tcp://…` for a Service named `gateway`), and those are not ours.
 fn plain_env_key(var: &str) -> Option<String> {
     let rest = var.strip_prefix(ENV_PREFIX)?;
-    if rest.eq_ignore_ascii_case("CONFIG") || RAW_ENV_LISTS.iter().any(|(raw, _)| raw.eq_ignore_ascii_case(var)) {
+    let (section, field) = rest.split_once("__")?;
+    if section.is_empty() || field.is_empty() || field.contains("__") {
         return None;
     }
-    Some(rest.to_ascii_lowercase().replace("__", "."))
+    if RAW_ENV_LISTS.iter().any(|(raw, _)| raw.eq_ignore_ascii_case(var)) {
+        return None;
+    }
+    Some(format!("{}.{}", section.to_ascii_lowercase(), field.to_ascii_lowercase()))
+}
+
+/// The environment variable that sets `field`, when one does (it then names the error).
+fn env_var_of<'a>(env: &'a BTreeMap<String, String>, field: &str) -> Option<&'a str> {
+    env.keys().map(String::as_str).find(|var| plain_env_key(var).as_deref() == Some(field))
 }
 
 fn figment_error(err: figment::Error) -> ConfigError {

@@ -38,6 +38,15 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     pub metrics_listen: String,
     pub shutdown_grace_secs: u64,
+    /// A client that has not sent its whole request head by then is disconnected; a body that
+    /// makes no progress for this long is cut.
+    pub header_timeout_secs: u64,
+    /// A keep-alive connection idle this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Client connections beyond this are accepted and closed at once.
+    pub max_connections: u64,
+    /// Request bodies held in memory at once, all requests together.
+    pub max_inflight_body_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +57,10 @@ impl Default for ServerConfig {
             max_body_bytes: 33_554_432,
             metrics_listen: String::new(),
             shutdown_grace_secs: 30,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 75,
+            max_connections: 4096,
+            max_inflight_body_bytes: 268_435_456,
         }
     }
 }
@@ -73,6 +86,8 @@ pub struct UpstreamConfig {
     /// A stream that sends nothing for this long is cut; one that keeps sending never is.
     pub stream_idle_secs: u64,
     pub connect_timeout_secs: u64,
+    /// Its password is a secret: shown redacted wherever the value is shown.
+    #[serde(serialize_with = "crate::secret::serialize_url")]
     pub proxy: String,
 }
 
@@ -180,6 +195,21 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.upstream.timeout_secs == 0 {
         return Err(ConfigError::new("upstream.timeout_secs", "must be at least 1"));
     }
+    for (name, v) in [
+        ("server.header_timeout_secs", c.server.header_timeout_secs),
+        ("server.idle_timeout_secs", c.server.idle_timeout_secs),
+        ("server.max_connections", c.server.max_connections),
+    ] {
+        if v == 0 {
+            return Err(ConfigError::new(name, "must be at least 1"));
+        }
+    }
+    if c.server.max_inflight_body_bytes < c.server.max_body_bytes {
+        return Err(ConfigError::new(
+            "server.max_inflight_body_bytes",
+            format!("must be at least server.max_body_bytes ({})", c.server.max_body_bytes),
+        ));
+    }
     if c.upstream.stream_idle_secs == 0 {
         return Err(ConfigError::new("upstream.stream_idle_secs", "must be at least 1"));
     }
@@ -187,8 +217,9 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::new("upstream.connect_timeout_secs", "must be at least 1"));
     }
     if !c.upstream.proxy.is_empty() {
+        // The message never quotes the value: it may hold a password.
         validate_url(&c.upstream.proxy, &["http", "socks5", "socks5h"])
-            .map_err(|m| ConfigError::new("upstream.proxy", m))?;
+            .map_err(|m| ConfigError::new("upstream.proxy", m.replace(&c.upstream.proxy, "…")))?;
     }
     for t in &c.auth.tokens {
         let t = t.expose();
@@ -303,6 +334,34 @@ mod tests {
         assert_eq!(c.keys.verify_schedule, "0 0 * * * *");
     }
 
+    /// Platforms inject GATEWAY_* variables of their own; only GATEWAY_<SECTION>__<FIELD> and
+    /// GATEWAY_CONFIG are ours. A bad one is named by its variable, and a secret is not echoed.
+    #[test]
+    fn only_section_field_variables_are_read_and_errors_name_them() {
+        let k8s = env(&[
+            ("GATEWAY_SERVICE_HOST", "10.0.0.7"),
+            ("GATEWAY_PORT", "tcp://10.0.0.7:8000"),
+            ("GATEWAY_PORT_8000_TCP", "tcp://10.0.0.7:8000"),
+            ("GATEWAY_KEYS__MAX_RETRIES", "5"),
+        ]);
+        let c = Layers::from_parts(None, k8s).unwrap().resolve(&BTreeMap::new()).unwrap();
+        assert_eq!(c.keys.max_retries, 5);
+        let bad = Layers::from_parts(None, env(&[("GATEWAY_KEYS__MAX_RETRIES", "many")])).unwrap();
+        assert_eq!(bad.resolve(&BTreeMap::new()).unwrap_err().field, "GATEWAY_KEYS__MAX_RETRIES");
+        let unknown = Layers::from_parts(None, env(&[("GATEWAY_KEYS__MAX_RETRIEZ", "5")])).unwrap();
+        assert_eq!(unknown.resolve(&BTreeMap::new()).unwrap_err().field, "GATEWAY_KEYS__MAX_RETRIEZ");
+        let invalid = Layers::from_parts(None, env(&[("GATEWAY_UPSTREAM__TIMEOUT_SECS", "0")])).unwrap();
+        assert_eq!(invalid.resolve(&BTreeMap::new()).unwrap_err().field, "GATEWAY_UPSTREAM__TIMEOUT_SECS");
+        let proxy = Layers::from_parts(None, env(&[("GATEWAY_UPSTREAM__PROXY", "ftp://u:hunter2@h:1")])).unwrap();
+        let e = proxy.resolve(&BTreeMap::new()).unwrap_err();
+        assert_eq!(e.field, "GATEWAY_UPSTREAM__PROXY");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let (_d, p) = file("[upstream]\nproxy = 7\n");
+        let e = Layers::from_parts(Some(p), BTreeMap::new()).unwrap().resolve(&BTreeMap::new()).unwrap_err();
+        assert_eq!(e.field, "upstream.proxy");
+        assert!(!e.message.contains('7'), "{e}");
+    }
+
     #[test]
     fn layers_file_then_env_then_runtime() {
         let (_d, p) = file("[keys]\nmax_retries = 5\ncooldown_secs = 9\n[server]\nlisten = \"0.0.0.0:9000\"\n");
@@ -358,7 +417,7 @@ mod tests {
             .unwrap()
             .resolve(&BTreeMap::new())
             .unwrap_err();
-        assert_eq!(e.field, "server.max_body_bytes");
+        assert_eq!(e.field, "GATEWAY_SERVER__MAX_BODY_BYTES", "the environment's errors name the variable");
     }
 
     #[test]
@@ -369,6 +428,14 @@ mod tests {
         assert!(!text.contains("supersecret"));
         assert!(format!("{c:?}").contains("supe…1234"));
         assert_eq!(field_value(&c, "auth.tokens").unwrap(), serde_json::json!(["supe…1234"]));
+        c.upstream.proxy = "http://alice:proxy-password-99@proxy.internal:3128".into();
+        let text = toml::to_string(&c).unwrap();
+        assert!(!text.contains("proxy-password-99") && text.contains("alice:"), "{text}");
+        let shown = field_value(&c, "upstream.proxy").unwrap();
+        assert_eq!(
+            shown,
+            serde_json::json!(format!("http://alice:{}@proxy.internal:3128", shared::redact("proxy-password-99")))
+        );
     }
 
     #[test]
