@@ -137,6 +137,7 @@ impl Daemon {
             listen: OnceLock::new(),
             admin_socket,
             stopping: tokio::sync::watch::channel(false).0,
+            in_flight: Default::default(),
             models_cache: parking_lot::RwLock::new(None),
             throttle: Default::default(),
         });

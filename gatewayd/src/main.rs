@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use gatewayd::clock::Clock;
-use gatewayd::config::{EX_CONFIG, Layers};
-use gatewayd::server::{Listeners, bind_admin_socket};
+use gatewayd::config::{ConfigError, EX_CONFIG, Layers};
+use gatewayd::server::{Listeners, SocketError, bind_admin_socket};
 use gatewayd::{BootError, Daemon};
 
 #[derive(Parser)]
@@ -126,8 +126,12 @@ async fn bind(config: &gatewayd::config::Config) -> Result<Listeners, BootError>
     let api = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|e| BootError::Other(format!("cannot listen on {} (server.listen): {e}", config.server.listen)))?;
-    let admin = bind_admin_socket(std::path::Path::new(&config.server.admin_socket)).map_err(|e| {
-        BootError::Other(format!("cannot bind {} (server.admin_socket): {e}", config.server.admin_socket))
+    let socket = std::path::Path::new(&config.server.admin_socket);
+    let admin = bind_admin_socket(socket, std::path::Path::new(&config.database.path)).map_err(|e| match e {
+        SocketError::Refused(why) => BootError::Config(ConfigError::new("server.admin_socket", why)),
+        SocketError::Io(e) => {
+            BootError::Other(format!("cannot bind {} (server.admin_socket): {e}", config.server.admin_socket))
+        }
     })?;
     let metrics = if config.server.metrics_listen.is_empty() {
         None

@@ -24,19 +24,40 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
 }
 
-/// Binds the admin socket with mode 0600. A socket file left by a killed daemon is replaced; one
-/// that a live daemon still answers on is not.
-pub fn bind_admin_socket(path: &Path) -> std::io::Result<UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
+/// Why the admin socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    /// Something other than a stale socket is at the path: it is never deleted.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Binds the admin socket with mode 0600. Only a socket file left by a killed daemon is replaced:
+/// one a live daemon still answers on, any other kind of file, and the database itself are
+/// refused and left alone.
+pub fn bind_admin_socket(path: &Path, database: &Path) -> Result<UnixListener, SocketError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let same_file = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if same_file(path, database) {
+        return Err(SocketError::Refused(format!("{} is the database (database.path)", path.display())));
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(SocketError::Refused(format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            )));
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("another gatewayd is serving on {}", path.display()),
-            ));
+            return Err(SocketError::Refused(format!("another gatewayd is serving on {}", path.display())));
         }
         std::fs::remove_file(path)?;
     }

@@ -30,6 +30,8 @@ pub struct State {
     pub admin_socket: PathBuf,
     /// Flips to true when shutdown begins, so endless streams (`logs -f`) end.
     pub stopping: watch::Sender<bool>,
+    /// Client requests being proxied now, streams included (the ledgers alive).
+    pub in_flight: std::sync::atomic::AtomicU64,
     /// Gateway-wide backoff when Google throttles the egress IP.
     pub throttle: crate::throttle::Throttle,
     /// The upstream model list, cached briefly for `GET /v1/models` (fetched at, list).

@@ -22,8 +22,18 @@ pub struct Cli {
     /// Output format: aligned tables for people, JSON for scripts
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// Give up after this long (a number with s, m, h or d); exit 3. Not for `logs -f`
+    #[arg(long, global = true, value_name = "DUR", default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match shared::admin::parse_duration(s)? {
+        0 => Err("must be at least 1s".into()),
+        secs => Ok(std::time::Duration::from_secs(secs)),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,7 +74,7 @@ pub enum KeysCommand {
     /// Add keys from arguments, a file, or stdin (`-`): one per line or any text holding AIza… keys
     Add {
         /// Keys, or `-` to read stdin
-        #[arg(value_name = "KEY")]
+        #[arg(value_name = "KEY", allow_hyphen_values = true)]
         keys: Vec<String>,
         /// Read keys from this file
         #[arg(long, value_name = "F")]
@@ -73,22 +83,22 @@ pub enum KeysCommand {
     /// Delete keys
     Remove {
         /// Numeric ids or unique tails (4+ characters)
-        #[arg(value_name = "KEY", required = true)]
+        #[arg(value_name = "KEY", allow_hyphen_values = true, required = true)]
         keys: Vec<String>,
     },
     /// Take keys out of rotation
     Disable {
-        #[arg(value_name = "KEY", required = true)]
+        #[arg(value_name = "KEY", allow_hyphen_values = true, required = true)]
         keys: Vec<String>,
     },
     /// Put disabled keys back in rotation
     Enable {
-        #[arg(value_name = "KEY", required = true)]
+        #[arg(value_name = "KEY", allow_hyphen_values = true, required = true)]
         keys: Vec<String>,
     },
     /// Live-test keys concurrently and update their state (all keys when none is named)
     Verify {
-        #[arg(value_name = "KEY", conflicts_with_all = ["all", "invalid"])]
+        #[arg(value_name = "KEY", allow_hyphen_values = true, conflicts_with_all = ["all", "invalid"])]
         keys: Vec<String>,
         /// Every key
         #[arg(long)]
@@ -99,7 +109,7 @@ pub enum KeysCommand {
     },
     /// Clear failure counts and cooldowns
     Reset {
-        #[arg(value_name = "KEY", required_unless_present = "all", conflicts_with = "all")]
+        #[arg(value_name = "KEY", allow_hyphen_values = true, required_unless_present = "all", conflicts_with = "all")]
         keys: Vec<String>,
         /// Every key
         #[arg(long)]
@@ -131,7 +141,7 @@ pub struct LogsArgs {
     #[arg(long)]
     pub errors: bool,
     /// Only requests that used this key (id or tail)
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     pub key: Option<String>,
     /// Only this model
     #[arg(long, value_name = "M")]

@@ -51,6 +51,10 @@ impl Client {
         Client { socket }
     }
 
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
     async fn send(
         &self,
         method: Method,

@@ -31,7 +31,10 @@ fn main() -> ExitCode {
         }
     };
     let ctx = Ctx { client: Client::new(socket_path(cli.socket)), format: cli.output };
-    let result = runtime.block_on(async {
+    // `logs -f` follows until stopped; every other command gives up after --timeout.
+    let follows = matches!(&cli.command, Command::Logs(a) if a.follow);
+    let timeout = cli.timeout;
+    let work = async {
         match cli.command {
             Command::Status => commands::status::run(&ctx).await,
             Command::Keys(c) => commands::keys::run(&ctx, c).await,
@@ -39,6 +42,18 @@ fn main() -> ExitCode {
             Command::Logs(a) => commands::logs::run(&ctx, a).await,
             Command::Stats(a) => commands::stats::run(&ctx, a).await,
             Command::Completions { .. } => unreachable!("handled above"),
+        }
+    };
+    let result = runtime.block_on(async {
+        if follows {
+            return work.await;
+        }
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Unreachable {
+                socket: ctx.client.socket().to_path_buf(),
+                reason: format!("no answer within {}s (--timeout)", timeout.as_secs()),
+            }),
         }
     });
     match result {

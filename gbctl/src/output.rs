@@ -33,11 +33,16 @@ pub fn json_line<T: Serialize>(value: &T) {
     emit(&text);
 }
 
+/// The longest a table cell gets before it is cut with `…`.
+const MAX_CELL: usize = 120;
+
+/// Every table cell goes through `cell`: no control character (from client text such as a model
+/// name or an error message) reaches the terminal raw.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut b = Builder::default();
     b.push_record(header.iter().map(|h| h.to_string()));
     for r in rows {
-        b.push_record(r);
+        b.push_record(r.iter().map(|c| cell(c)));
     }
     let mut t = b.build();
     t.with(Style::blank());
@@ -59,6 +64,39 @@ pub fn human_secs(secs: u64) -> String {
     }
 }
 
+/// A value made safe for a terminal: control characters shown escaped (`\u{1b}`, `\n`), and cut
+/// with `…` past `MAX_CELL` characters.
+pub fn cell(s: &str) -> String {
+    let escaped: String = if s.chars().any(char::is_control) {
+        s.chars().flat_map(|c| EscapeControl::new(c)).collect()
+    } else {
+        s.to_string()
+    };
+    clip(&escaped, MAX_CELL)
+}
+
+/// A character, or its escape when it is a control character.
+enum EscapeControl {
+    Plain(Option<char>),
+    Escaped(std::char::EscapeDefault),
+}
+
+impl EscapeControl {
+    fn new(c: char) -> Self {
+        if c.is_control() { EscapeControl::Escaped(c.escape_default()) } else { EscapeControl::Plain(Some(c)) }
+    }
+}
+
+impl Iterator for EscapeControl {
+    type Item = char;
+    fn next(&mut self) -> Option<char> {
+        match self {
+            EscapeControl::Plain(c) => c.take(),
+            EscapeControl::Escaped(e) => e.next(),
+        }
+    }
+}
+
 /// Shortens a cell for a table (JSON output keeps everything).
 pub fn clip(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -67,4 +105,19 @@ pub fn clip(s: &str, max: usize) -> String {
     let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_escaped_and_cut() {
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("a\u{1b}[31mred\nb\tc"), "a\\u{1b}[31mred\\nb\\tc");
+        assert!(!cell("\u{7}\u{0}\r").chars().any(char::is_control));
+        let long = cell(&"x".repeat(500));
+        assert_eq!((long.chars().count(), long.ends_with('…')), (MAX_CELL, true));
+        assert_eq!(cell("café ✓"), "café ✓", "printable text is kept");
+    }
 }

@@ -71,7 +71,8 @@ async fn socket_is_private_and_a_stale_one_is_replaced() {
     let gw = Gateway::builder(&fake.base_url()).start().await;
     assert_eq!(std::fs::metadata(&gw.socket).unwrap().permissions().mode() & 0o777, 0o600);
     // A live daemon's socket is not taken over.
-    assert!(gatewayd::server::bind_admin_socket(&gw.socket).is_err());
+    let db = std::path::Path::new("no-such.db");
+    assert!(gatewayd::server::bind_admin_socket(&gw.socket, db).is_err());
     let dir = gw.stop().await;
     // A socket file left by a killed daemon (nobody listening) is replaced at start.
     let stale = dir.path().join("gatewayd.sock");
@@ -522,5 +523,79 @@ async fn concurrent_setting_changes_are_all_kept() {
         let s = list.as_array().unwrap().iter().find(|s| s["name"] == n).unwrap();
         assert_eq!((s["value"].as_u64(), s["source"].as_str()), (Some(9), Some("runtime")), "{n}");
     }
+    gw.stop().await;
+}
+
+/// A socket that accepts and never answers: every command but `logs -f` gives up after
+/// `--timeout` with exit 3, in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_never_answers_is_exit_3_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silent.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+        }
+    });
+    for args in [vec!["status"], vec!["keys", "list"], vec!["keys", "disable", "1"]] {
+        let started = std::time::Instant::now();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_gbctl"));
+        c.arg("--socket").arg(&path).args(["--timeout", "2s"]).args(&args).env_remove("GBCTL_SOCKET");
+        let out = tokio::time::timeout(Duration::from_secs(20), c.output()).await.expect("gbctl gave up").unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"), "says why");
+        assert!(started.elapsed() < Duration::from_secs(10), "{args:?} took {:?}", started.elapsed());
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_gbctl")).args(["--timeout", "soon", "status"]).output().await.unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a bad DUR is a usage error");
+    held.abort();
+}
+
+/// Real keys hold `-` and `_`: a tail that begins with `-` is a KEY, not an option; and client
+/// text in a table cell (a model name with an escape sequence) is shown escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_tails_may_begin_with_a_dash_and_cells_are_escaped() {
+    let fake = FakeGemini::new().start().await;
+    let gw = Gateway::builder(&fake.base_url()).start().await;
+    let dashed = "AIzaSyDashed0000000000000000000-xyz9";
+    assert_eq!(gbctl(&gw, &["keys", "add", dashed]).await.code, 0);
+    let r = gbctl(&gw, &["keys", "disable", "-xyz9"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(gbctl(&gw, &["-o", "json", "keys", "list"]).await.json()[0]["state"], "disabled");
+    assert_eq!(gbctl(&gw, &["keys", "enable", "--", "-xyz9"]).await.code, 0, "after -- too");
+    assert_eq!(gbctl(&gw, &["keys", "reset", "-xyz9"]).await.code, 0);
+    // A request whose model name carries an escape sequence: refused, but logged.
+    let body = serde_json::json!({"model": "evil\u{1b}[31m", "messages": [{"role": "user", "content": "x"}]});
+    let r = gw
+        .request(
+            http::Method::POST,
+            "/v1/chat/completions",
+            &[("authorization", "Bearer test-token-0123456789")],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    gw.state.logbook.request(gatewayd::record::RequestRecord {
+        ts: gw.state.now(),
+        route: "chat.completions".into(),
+        model: Some("evil\u{1b}[31mred".into()),
+        key_id: None,
+        status: 400,
+        latency_ms: 1,
+        attempts: vec![],
+        attempt_count: 0,
+        stored_trail: None,
+        stream: false,
+        prompt_tokens: None,
+        completion_tokens: None,
+        error: Some("line one\nline two".into()),
+    });
+    gw.logged_requests(1).await;
+    let table = gbctl(&gw, &["logs", "-n", "5"]).await;
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(!table.stdout.contains('\u{1b}'), "no raw escape reaches the terminal: {:?}", table.stdout);
+    assert!(table.stdout.contains("\\u{1b}"), "shown escaped: {}", table.stdout);
     gw.stop().await;
 }

@@ -52,6 +52,15 @@ pub struct StatusView {
     pub requests_1h: u64,
     pub requests_24h: u64,
     pub logs_dropped: u64,
+    /// `ok`, or the first problem the database's integrity check found at start.
+    #[serde(default)]
+    pub database: String,
+    /// Shutting down: no new connections, in-flight requests finishing.
+    #[serde(default)]
+    pub draining: bool,
+    /// Client requests being proxied now (streams included).
+    #[serde(default)]
+    pub in_flight: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -101,7 +101,8 @@ impl GatewayBuilder {
         let socket = state.admin_socket.clone();
         let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = api.local_addr().unwrap();
-        let admin = bind_admin_socket(&socket).unwrap();
+        let database = std::path::PathBuf::from(&state.config.load().database.path);
+        let admin = bind_admin_socket(&socket, &database).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(daemon.run(Listeners { api, admin, metrics: None }, async {
             let _ = stopped.await;

@@ -166,5 +166,8 @@ async fn status(state: &Arc<State>) -> Reply {
         requests_1h: h1,
         requests_24h: d1,
         logs_dropped: state.logbook.dropped(),
+        database: state.store.integrity().to_string(),
+        draining: *state.stopping.borrow(),
+        in_flight: state.in_flight.load(std::sync::atomic::Ordering::Relaxed),
     }))
 }

@@ -182,6 +182,9 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.server.admin_socket.trim().is_empty() {
         return Err(ConfigError::new("server.admin_socket", "must not be empty"));
     }
+    if c.server.admin_socket == c.database.path {
+        return Err(ConfigError::new("server.admin_socket", "must not be the database's path (database.path)"));
+    }
     if c.server.max_body_bytes < 1024 {
         return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
     }

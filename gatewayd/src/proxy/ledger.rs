@@ -33,6 +33,7 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(state: &Arc<State>, route: &str, model: Option<&str>, stream: bool) -> Self {
+        state.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ledger {
             state: state.clone(),
             route: route.to_string(),
@@ -107,6 +108,7 @@ impl Ledger {
 impl Drop for Ledger {
     fn drop(&mut self) {
         self.finish(CLIENT_CLOSED, None, Some("client closed the request before it was answered".into()));
+        self.state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -26,6 +26,14 @@ pub struct KeyUsage {
     pub last_used: Option<DateTime<Utc>>,
 }
 
+/// What the key history keeps of a key: a SHA-256, so a key that left the store is remembered
+/// (config seeding does not add it back) without being kept in clear.
+pub(super) fn history_hash(key: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 impl Store {
     pub fn load_keys(&self) -> Result<Vec<KeyRow>> {
         let c = self.conn()?;
@@ -83,10 +91,11 @@ impl Store {
                 "INSERT INTO keys (key, added_at, updated_at) VALUES (?1, ?2, ?2) ON CONFLICT (key) DO NOTHING RETURNING id",
             )?;
             for key in keys {
-                if only_new_to_history && in_history.exists([key])? {
+                let hashed = history_hash(key);
+                if only_new_to_history && in_history.exists([&hashed])? {
                     continue;
                 }
-                remember.execute([key])?;
+                remember.execute([&hashed])?;
                 match insert.query_row(params![key, ms(now)], |r| r.get::<_, i64>(0)).optional()? {
                     Some(id) => added.push(KeyRow { id, key: key.clone(), health: Health::default() }),
                     None => duplicates += 1,
@@ -104,6 +113,9 @@ impl Store {
             tx.execute("DELETE FROM keys WHERE id = ?1", [id])?;
         }
         tx.commit()?;
+        // secure_delete zeroes the freed pages; the checkpoint moves that out of the WAL too, so
+        // no copy of a removed key stays in the database files.
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
         Ok(())
     }
 

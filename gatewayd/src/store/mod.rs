@@ -16,8 +16,9 @@ pub use self::logs::{LogFilter, StatsBy, StatsGroup, StoredError, StoredRequest}
 
 const SCHEMA: &str = include_str!("../../../schema.sql");
 /// 1: the first schema. 2: transient failures no longer invalidate keys; keys that version 1 set
-/// `invalid` only for counted transient failures are returned to rotation.
-const SCHEMA_VERSION: i64 = 2;
+/// `invalid` only for counted transient failures are returned to rotation. 3: `key_history`
+/// keeps only a hash of each key.
+const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +30,8 @@ pub enum StoreError {
     Io { path: String, source: std::io::Error },
     #[error("database schema version {found} is newer than this gatewayd understands ({SCHEMA_VERSION})")]
     TooNew { found: i64 },
+    #[error("database file {path} cannot be used: {cause}")]
+    Unusable { path: String, cause: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -36,6 +39,44 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// What `PRAGMA quick_check` said at open: `ok`, or the first problem it found.
+    integrity: std::sync::Arc<String>,
+}
+
+/// Every connection's settings. `busy_timeout` comes first: until it is set, another connection
+/// starting up (the WAL switch) makes the next pragma fail with "database is locked".
+fn prepare(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted content (a removed key) is overwritten, not left in free pages.
+    c.pragma_update(None, "secure_delete", "ON")?;
+    Ok(())
+}
+
+/// The database and its WAL and shared-memory files hold every key: owner-only, whatever the
+/// umask, and existing files are tightened.
+fn make_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    fn io(p: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io { path: p.display().to_string(), source }
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
+    }
+    // Created here, 0600, before SQLite creates it with the umask's mode; its -wal and -shm take
+    // the main file's mode.
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(io(path))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(io(&file))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn ms(t: DateTime<Utc>) -> i64 {
@@ -47,23 +88,37 @@ pub fn from_ms(v: i64) -> DateTime<Utc> {
 }
 
 impl Store {
-    /// Opens (creating the file and its directory) and migrates the database.
+    /// Opens (creating the file and its directory, private) and migrates the database. A file
+    /// that is not a usable database fails at once, naming the file and the cause.
     pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
+        make_private(path)?;
+        let unusable =
+            |e: rusqlite::Error| StoreError::Unusable { path: path.display().to_string(), cause: e.to_string() };
+        // One connection first, checked by hand: the pool would retry a broken file for its
+        // whole connection timeout (30 s) and log each try.
+        let first = rusqlite::Connection::open(path).map_err(unusable)?;
+        prepare(&first).map_err(unusable)?;
+        let integrity: String = first.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(unusable)?;
+        if integrity != "ok" {
+            tracing::error!(
+                "database {} is damaged (quick_check: {integrity}); serving on, back it up",
+                path.display()
+            );
         }
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.pragma_update(None, "journal_mode", "WAL")?;
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            c.pragma_update(None, "foreign_keys", "ON")?;
-            c.busy_timeout(std::time::Duration::from_secs(5))?;
-            Ok(())
-        });
-        let pool = r2d2::Pool::builder().max_size(4).build(manager)?;
-        let store = Store { pool };
+        drop(first);
+        let manager = SqliteConnectionManager::file(path).with_init(|c| prepare(c));
+        let pool = r2d2::Pool::builder()
+            .max_size(4)
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .build_unchecked(manager);
+        let store = Store { pool, integrity: std::sync::Arc::new(integrity) };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// What the integrity check at open found: `ok`, or the first problem.
+    pub fn integrity(&self) -> &str {
+        &self.integrity
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
@@ -97,6 +152,25 @@ impl Store {
             tracing::info!(
                 "migrated the database to schema 2: {restored} key(s) that were invalid only because of transient \
                  failures are active again"
+            );
+        }
+        let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version == 2 {
+            let tx = c.transaction()?;
+            let clear: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT key FROM key_history WHERE key NOT LIKE 'sha256:%'")?;
+                stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            };
+            for key in &clear {
+                tx.execute("DELETE FROM key_history WHERE key = ?1", [key])?;
+                tx.execute("INSERT OR IGNORE INTO key_history (key) VALUES (?1)", [keys::history_hash(key)])?;
+            }
+            tx.pragma_update(None, "user_version", 3)?;
+            tx.commit()?;
+            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+            tracing::info!(
+                "migrated the database to schema 3: {} key(s) in the key history kept as a hash only",
+                clear.len()
             );
         }
         Ok(())
@@ -178,6 +252,27 @@ mod tests {
         assert_eq!(states, vec![Active, Active, Invalid, Invalid, Invalid]);
         let version: i64 = s.conn().unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    /// A removed key leaves no copy in clear in the database files: the key history keeps a
+    /// hash, secure_delete zeroes the freed pages and a checkpoint empties the WAL.
+    #[test]
+    fn a_removed_key_leaves_no_copy_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let s = Store::open(&path).unwrap();
+        let key = "AIzaSyRemovedKey0000000000000000000zz9";
+        let (added, _) = s.add_keys(&[key.to_string()], false, Utc::now()).unwrap();
+        s.remove_keys(&[added[0].id]).unwrap();
+        let (again, _) = s.add_keys(&[key.to_string()], true, Utc::now()).unwrap();
+        assert!(again.is_empty(), "still remembered (as a hash) so seeding does not bring it back");
+        drop(s);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            if let Ok(bytes) = std::fs::read(&file) {
+                assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "{file} holds the key in clear");
+            }
+        }
     }
 
     #[test]

@@ -297,3 +297,78 @@ async fn metrics_listen_serves_only_metrics() {
     gw.signal("TERM");
     assert_eq!(gw.wait_exit(), 0);
 }
+
+/// Files on disk: the data directory 0700 and the database with its -wal and -shm 0600 under a
+/// umask of 022, existing files tightened; another local user reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_files_are_private_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut cmd = Command::new("sh");
+        cmd.current_dir(dir.path())
+            .arg("-c")
+            .arg(format!("umask 022; exec {}", env!("CARGO_BIN_EXE_gatewayd")))
+            .env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info");
+        Running::start(cmd)
+    };
+    let mut gw = start();
+    gw.addr();
+    let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("data"), 0o700);
+    for f in ["data/gateway.db", "data/gateway.db-wal", "data/gateway.db-shm", "data/gatewayd.sock"] {
+        assert_eq!(mode(f), 0o600, "{f}");
+    }
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(), 0);
+    // Files left readable by an older version are tightened at the next start.
+    std::fs::set_permissions(dir.path().join("data/gateway.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut gw = start();
+    gw.addr();
+    assert_eq!(mode("data/gateway.db"), 0o600);
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(), 0);
+}
+
+/// `server.admin_socket` replaces only a stale socket: a regular file there, or the database
+/// itself, is refused at start (exit 78 naming the field) and left as it was.
+#[test]
+fn the_admin_socket_never_replaces_another_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "keep me").unwrap();
+    let out = gatewayd(dir.path())
+        .env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0")
+        .env("GATEWAY_SERVER__ADMIN_SOCKET", "notes.txt")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.admin_socket"));
+    assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "keep me");
+    // The database's own path, spelled differently from database.path.
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let out = gatewayd(dir.path())
+        .env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0")
+        .env("GATEWAY_SERVER__ADMIN_SOCKET", "./data/../data/gateway.db")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.admin_socket"));
+    let db = std::fs::metadata(dir.path().join("data/gateway.db")).unwrap();
+    assert!(db.is_file() && db.len() > 0, "the database is still there");
+}
+
+/// A corrupt database fails in well under 2 s with one message naming the file and the cause.
+#[test]
+fn a_corrupt_database_fails_fast_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/gateway.db"), vec![0x42u8; 8192]).unwrap();
+    let started = std::time::Instant::now();
+    let out = gatewayd(dir.path()).env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0").output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(stderr.contains("data/gateway.db") && stderr.contains("not a database"), "{stderr}");
+    assert!(stderr.lines().filter(|l| l.contains("gateway.db")).count() <= 2, "no repeated lines: {stderr}");
+}

@@ -28,6 +28,14 @@ pub async fn run(ctx: &Ctx) -> Outcome {
         s.requests_1h,
         s.requests_24h
     ));
+    if s.draining {
+        emit(&format!("DRAINING    shutting down; {} request(s) still in flight\n", s.in_flight));
+    } else {
+        emit(&format!("in flight   {}\n", s.in_flight));
+    }
+    if !s.database.is_empty() && s.database != "ok" {
+        emit(&format!("DATABASE    damaged: {} (back it up and check it)\n", crate::output::cell(&s.database)));
+    }
     if s.logs_dropped > 0 {
         emit(&format!("log records dropped (writer fell behind): {}\n", s.logs_dropped));
     }
