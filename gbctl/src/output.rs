@@ -67,11 +67,8 @@ pub fn human_secs(secs: u64) -> String {
 /// A value made safe for a terminal: control characters shown escaped (`\u{1b}`, `\n`), and cut
 /// with `…` past `MAX_CELL` characters.
 pub fn cell(s: &str) -> String {
-    let escaped: String = if s.chars().any(char::is_control) {
-        s.chars().flat_map(|c| EscapeControl::new(c)).collect()
-    } else {
-        s.to_string()
-    };
+    let escaped: String =
+        if s.chars().any(char::is_control) { s.chars().flat_map(EscapeControl::new).collect() } else { s.to_string() };
     clip(&escaped, MAX_CELL)
 }
 
