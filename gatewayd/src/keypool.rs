@@ -314,6 +314,12 @@ impl KeyPool {
         self.models.backoff_until(model, now)
     }
 
+    /// Puts back the health a key had before an operator's change that could not be saved, so
+    /// memory and database agree on what was acknowledged (nothing).
+    pub fn revert(&self, key: &KeyEntry, before: Health) {
+        key.change(|h| *h = before);
+    }
+
     /// Sets a key aside (`gbctl keys disable`).
     pub fn disable(&self, key: &KeyEntry) -> Option<Health> {
         key.change(|h| h.state = KeyState::Disabled)

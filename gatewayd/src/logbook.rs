@@ -33,7 +33,7 @@ pub enum Written {
 #[derive(Clone)]
 pub struct Logbook {
     records: mpsc::Sender<Record>,
-    health: mpsc::UnboundedSender<(i64, Health)>,
+    health: mpsc::UnboundedSender<HealthWrite>,
     dropped: prometheus_client::metrics::counter::Counter,
     follow: broadcast::Sender<Written>,
     metrics: Arc<Metrics>,
@@ -54,10 +54,21 @@ impl Logbook {
         }
     }
 
-    /// Persists a key's new health (sent only when it changed).
+    /// Persists a key's new health (sent only when it changed), soon.
     pub fn health(&self, id: i64, h: Health) {
         // The receiver lives until shutdown; a send after it is gone has nowhere to go.
-        let _ = self.health.send((id, h));
+        let _ = self.health.send(HealthWrite { id, health: h, committed: None });
+    }
+
+    /// Persists a key's new health and waits until it is committed: what an operator's write
+    /// acknowledges. It rides the same queue as `health`, so an older change sent earlier can
+    /// never overwrite it.
+    pub async fn health_committed(&self, id: i64, h: Health) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.health
+            .send(HealthWrite { id, health: h, committed: Some(tx) })
+            .map_err(|_| "gatewayd is shutting down".to_string())?;
+        rx.await.map_err(|_| "the log writer stopped before saving".to_string())?
     }
 
     pub fn dropped(&self) -> u64 {
@@ -77,6 +88,16 @@ impl Logbook {
         &self.metrics
     }
 }
+
+/// A key's health on its way to the database, and whom to tell once it is committed.
+struct HealthWrite {
+    id: i64,
+    health: Health,
+    committed: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// Failed log writes are logged at most this often, with a count.
+const WRITE_FAILURE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Owns the writer task; `close` flushes what is queued and waits for it.
 pub struct Writer {
@@ -113,16 +134,25 @@ pub fn start(store: Store, capacity: usize) -> (Logbook, Writer) {
 async fn write_loop(
     store: Store,
     mut records: mpsc::Receiver<Record>,
-    mut health: mpsc::UnboundedReceiver<(i64, Health)>,
+    mut health: mpsc::UnboundedReceiver<HealthWrite>,
     mut stop: oneshot::Receiver<()>,
     follow: broadcast::Sender<Written>,
     metrics: Arc<Metrics>,
 ) {
     let mut stopping = false;
+    let dropped = metrics.dropped_counter();
+    // Failed writes since the last warning, and when that was.
+    let mut unlogged_failures: u64 = 0;
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         let mut requests = Vec::new();
         let mut errors = Vec::new();
         let mut healths: BTreeMap<i64, Health> = BTreeMap::new();
+        let mut acks: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+        let mut keep = |w: HealthWrite, healths: &mut BTreeMap<i64, Health>| {
+            healths.insert(w.id, w.health);
+            acks.extend(w.committed);
+        };
         let take = |r: Record, requests: &mut Vec<RequestRecord>, errors: &mut Vec<ErrorRecord>| match r {
             Record::Request(r) => requests.push(*r),
             Record::Error(e) => errors.push(*e),
@@ -133,7 +163,7 @@ async fn write_loop(
                     Some(r) => take(r, &mut requests, &mut errors),
                     None => stopping = true,
                 },
-                Some((id, h)) = health.recv() => { healths.insert(id, h); }
+                Some(w) = health.recv() => keep(w, &mut healths),
                 _ = &mut stop => stopping = true,
             }
         }
@@ -143,37 +173,63 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        while let Ok((id, h)) = health.try_recv() {
-            healths.insert(id, h);
+        while let Ok(w) = health.try_recv() {
+            keep(w, &mut healths);
         }
         let idle = requests.is_empty() && errors.is_empty() && healths.is_empty();
         if !idle {
             metrics.observe(&requests);
             let store = store.clone();
-            let written = tokio::task::spawn_blocking(move || {
+            let (saved, logged) = tokio::task::spawn_blocking(move || {
                 let now = Utc::now();
-                if !healths.is_empty() {
-                    let updates: Vec<(i64, Health)> = healths.into_iter().collect();
-                    if let Err(e) = store.save_health(&updates, now) {
-                        tracing::error!("saving key health failed: {e}");
+                let saved = match healths.is_empty() {
+                    true => Ok(()),
+                    false => {
+                        let updates: Vec<(i64, Health)> = healths.into_iter().collect();
+                        store.save_health(&updates, now).map_err(|e| format!("saving key health failed: {e}"))
                     }
-                }
-                match store.insert_logs(&requests, &errors) {
-                    Ok((request_ids, error_ids)) => {
-                        let requests = request_ids.into_iter().zip(requests).map(|(id, r)| Written::Request(id, r));
-                        let errors = error_ids.into_iter().zip(errors).map(|(id, e)| Written::Error(id, e));
-                        requests.chain(errors).collect()
-                    }
-                    Err(e) => {
-                        tracing::error!("writing {} log records failed: {e}", requests.len() + errors.len());
-                        Vec::new()
-                    }
-                }
+                };
+                let count = requests.len() + errors.len();
+                let logged = match count {
+                    0 => Ok(Vec::new()),
+                    _ => match store.insert_logs(&requests, &errors) {
+                        Ok((request_ids, error_ids)) => {
+                            let requests = request_ids.into_iter().zip(requests).map(|(id, r)| Written::Request(id, r));
+                            let errors = error_ids.into_iter().zip(errors).map(|(id, e)| Written::Error(id, e));
+                            Ok(requests.chain(errors).collect::<Vec<_>>())
+                        }
+                        Err(e) => Err((count as u64, e.to_string())),
+                    },
+                };
+                (saved, logged)
             })
             .await
-            .unwrap_or_default();
-            for w in written {
-                let _ = follow.send(w);
+            .unwrap_or_else(|e| (Err(format!("the writer task failed: {e}")), Ok(Vec::new())));
+            if let Err(e) = &saved {
+                tracing::error!("{e}");
+            }
+            for ack in acks {
+                let _ = ack.send(saved.clone());
+            }
+            match logged {
+                Ok(written) => {
+                    for w in written {
+                        let _ = follow.send(w);
+                    }
+                }
+                // Lost rows are dropped rows: counted (the status and the metric show it) and
+                // logged at most once per WRITE_FAILURE_LOG_EVERY, while proxying goes on.
+                Err((count, e)) => {
+                    dropped.inc_by(count);
+                    unlogged_failures += count;
+                    if last_warning.is_none_or(|at| at.elapsed() >= WRITE_FAILURE_LOG_EVERY) {
+                        tracing::error!(
+                            "writing log records failed ({unlogged_failures} dropped since the last warning): {e}"
+                        );
+                        unlogged_failures = 0;
+                        last_warning = Some(std::time::Instant::now());
+                    }
+                }
             }
         }
         if stopping && idle {

@@ -10,8 +10,8 @@ use shared::admin::VerifyResult;
 use tokio::time::Instant;
 
 use crate::keypool::KeyEntry;
+use crate::keypool::Rules;
 use crate::outcome::{self, Expect, Outcome};
-use crate::proxy::report;
 use crate::state::State;
 use crate::upstream::{self, KeyPlacement, OutBody, Outgoing};
 
@@ -90,16 +90,28 @@ async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
         (Ok((status, body)), false) => Some(upstream_message(status.as_u16(), body)),
         (Err(e), false) => Some(e.clone()),
     };
-    if ok {
-        if let Some(h) = state.pool.restore(key) {
+    let changed = if ok {
+        let restored = state.pool.restore(key);
+        if restored.is_some() {
             tracing::info!(key = %key.secret, "key verified: back in rotation");
-            state.logbook.health(key.id, h);
         }
+        restored
     } else if matches!(outcome, Outcome::InvalidKey(_) | Outcome::RateLimited(_)) {
         // Only what the key itself caused changes it: a probe that met an outage or our own
         // network fault says nothing about the key, and must not back the model off for clients.
-        report(state, key, &model, &outcome);
-    }
+        let rules = Rules { max_failures: cfg.keys.max_failures, cooldown_secs: cfg.keys.cooldown_secs };
+        state.pool.report(key, &model, &outcome, state.now(), rules).health
+    } else {
+        None
+    };
+    // A verify's state change is committed before its result is reported.
+    let (ok, error) = match changed {
+        Some(h) => match state.logbook.health_committed(key.id, h).await {
+            Ok(()) => (ok, error),
+            Err(e) => (false, Some(format!("{} (the new state was not saved: {e})", error.unwrap_or_default()))),
+        },
+        None => (ok, error),
+    };
     VerifyResult { id: key.id, key: shared::redact(key.secret.expose()), ok, status, latency_ms, error }
 }
 

@@ -262,3 +262,18 @@ impl Gateway {
 pub const GENERATE: &str = "/v1beta/models/gemini-2.5-flash:generateContent";
 pub const STREAM_SSE: &str = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
 pub const HELLO: &str = r#"{"contents":[{"role":"user","parts":[{"text":"Hello"}]}]}"#;
+
+/// One request to a gatewayd admin socket, as gbctl sends it: the status and the body.
+pub async fn admin(socket: &std::path::Path, method: Method, path: &str, body: Option<String>) -> (StatusCode, String) {
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::new(Full::new(Bytes::from(body.unwrap_or_default())));
+    *req.method_mut() = method;
+    *req.uri_mut() = path.parse().unwrap();
+    req.headers_mut().insert("host", "gatewayd".parse().unwrap());
+    req.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    let res = sender.send_request(req).await.unwrap();
+    let status = res.status();
+    (status, String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned())
+}

@@ -156,27 +156,41 @@ pub(super) async fn remove_keys(state: &Arc<State>, sel: api::KeySelection) -> R
     Ok(ok(&keys.iter().map(|k| key_ref(k)).collect::<Vec<_>>()))
 }
 
-pub(super) fn set_disabled(state: &State, sel: api::KeySelection, disable: bool) -> Reply {
+pub(super) async fn set_disabled(state: &State, sel: api::KeySelection, disable: bool) -> Reply {
     require_some(&sel, if disable { "disable" } else { "enable" })?;
     let keys = select(state, &sel)?;
     for k in &keys {
+        let before = k.health();
         let changed = if disable { state.pool.disable(k) } else { state.pool.enable(k) };
-        if let Some(h) = changed {
-            state.logbook.health(k.id, h);
-        }
+        commit(state, k, before, changed).await?;
     }
     Ok(ok(&keys.iter().map(|k| key_ref(k)).collect::<Vec<_>>()))
 }
 
-pub(super) fn reset(state: &State, sel: api::KeySelection) -> Reply {
+pub(super) async fn reset(state: &State, sel: api::KeySelection) -> Reply {
     require_some(&sel, "reset")?;
     let keys = select(state, &sel)?;
     for k in &keys {
-        if let Some(h) = state.pool.reset(k) {
-            state.logbook.health(k.id, h);
-        }
+        let before = k.health();
+        let changed = state.pool.reset(k);
+        commit(state, k, before, changed).await?;
     }
     Ok(ok(&keys.iter().map(|k| key_ref(k)).collect::<Vec<_>>()))
+}
+
+/// An operator's change is acknowledged only once it is in the database; one that cannot be
+/// saved is undone and answered with the reason.
+async fn commit(
+    state: &State,
+    key: &KeyEntry,
+    before: crate::keypool::Health,
+    changed: Option<crate::keypool::Health>,
+) -> Result<(), AdminError> {
+    let Some(h) = changed else { return Ok(()) };
+    state.logbook.health_committed(key.id, h).await.map_err(|e| {
+        state.pool.revert(key, before);
+        fail(StatusCode::INTERNAL_SERVER_ERROR, format!("key #{} not saved, nothing changed: {e}", key.id))
+    })
 }
 
 pub(super) async fn verify(state: &Arc<State>, sel: api::KeySelection) -> Reply {

@@ -62,10 +62,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
             (&Method::GET, api::KEYS) => list_keys(&state, q("state")).await,
             (&Method::POST, api::KEYS_ADD) => add_keys(&state, parse(&body)?).await,
             (&Method::POST, api::KEYS_REMOVE) => remove_keys(&state, parse(&body)?).await,
-            (&Method::POST, api::KEYS_DISABLE) => set_disabled(&state, parse(&body)?, true),
-            (&Method::POST, api::KEYS_ENABLE) => set_disabled(&state, parse(&body)?, false),
+            (&Method::POST, api::KEYS_DISABLE) => set_disabled(&state, parse(&body)?, true).await,
+            (&Method::POST, api::KEYS_ENABLE) => set_disabled(&state, parse(&body)?, false).await,
             (&Method::POST, api::KEYS_VERIFY) => verify(&state, parse(&body)?).await,
-            (&Method::POST, api::KEYS_RESET) => reset(&state, parse(&body)?),
+            (&Method::POST, api::KEYS_RESET) => reset(&state, parse(&body)?).await,
             (&Method::GET, api::SETTINGS) => Ok(ok(&settings_list(&state))),
             (method, p) if p.starts_with("/v1/settings/") => {
                 let name = &p["/v1/settings/".len()..];

@@ -53,3 +53,28 @@ async fn metrics_on_the_admin_socket() {
     );
     gw.stop().await;
 }
+
+/// A write the database refuses (another process holds it locked) is answered with an error,
+/// not a success; log rows that cannot be written are counted as dropped while proxying goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_database_refuses_is_an_error_and_lost_rows_are_counted() {
+    let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
+    let db = gw.state.config.load().database.path.clone();
+    let locker = rusqlite::Connection::open(&db).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let body = Some(serde_json::json!({"keys": ["1"]}).to_string());
+    let (status, text) = gatewayd_testkit::admin(&gw.socket, http::Method::POST, "/v1/keys/disable", body).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{text}");
+    assert!(text.contains("not saved"), "{text}");
+    assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK, "proxying goes on");
+    for _ in 0..400 {
+        if gw.state.logbook.dropped() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gw.state.logbook.dropped() > 0, "the unwritten request row is counted as dropped");
+    locker.execute_batch("ROLLBACK").unwrap();
+    gw.stop().await;
+}

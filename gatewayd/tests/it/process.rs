@@ -372,3 +372,55 @@ fn a_corrupt_database_fails_fast_naming_the_file() {
     assert!(stderr.contains("data/gateway.db") && stderr.contains("not a database"), "{stderr}");
     assert!(stderr.lines().filter(|l| l.contains("gateway.db")).count() <= 2, "no repeated lines: {stderr}");
 }
+
+/// What gbctl was told is saved is saved: kill -9 right after each acknowledged write, restart,
+/// and the change is there, again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    use gatewayd_testkit::admin;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut cmd = gatewayd(dir.path());
+        cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0")
+            .env("GATEWAY_KEYS__API_KEYS", r#"["key-one-0001","key-two-0002"]"#)
+            .env("GATEWAY_AUTH__TOKENS", r#"["t-0123456789"]"#);
+        let mut gw = Running::start(cmd);
+        gw.addr();
+        gw
+    };
+    let socket = dir.path().join("data/gatewayd.sock");
+    let state_of = |keys: &str, id: u64| -> String {
+        let v: serde_json::Value = serde_json::from_str(keys).unwrap();
+        v.as_array().unwrap().iter().find(|k| k["id"] == id).unwrap()["state"].as_str().unwrap().to_string()
+    };
+    for round in 0..3 {
+        for (path, want) in [("/v1/keys/disable", "disabled"), ("/v1/keys/enable", "active")] {
+            let mut gw = start();
+            let body = Some(serde_json::json!({"keys": ["1", "2"]}).to_string());
+            let (status, text) = admin(&socket, Method::POST, path, body).await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+            gw.signal("KILL");
+            gw.wait_exit();
+            let mut gw = start();
+            let (_, keys) = admin(&socket, Method::GET, "/v1/keys", None).await;
+            assert_eq!(
+                (state_of(&keys, 1), state_of(&keys, 2)),
+                (want.to_string(), want.to_string()),
+                "round {round} {path}"
+            );
+            gw.signal("KILL");
+            gw.wait_exit();
+        }
+    }
+    // A runtime setting likewise.
+    let mut gw = start();
+    let body = Some(serde_json::json!({"value": "7"}).to_string());
+    assert_eq!(admin(&socket, Method::PUT, "/v1/settings/keys.max_retries", body).await.0, StatusCode::OK);
+    gw.signal("KILL");
+    gw.wait_exit();
+    let mut gw = start();
+    let (_, setting) = admin(&socket, Method::GET, "/v1/settings/keys.max_retries", None).await;
+    assert!(setting.contains("\"value\":7"), "{setting}");
+    gw.signal("TERM");
+    gw.wait_exit();
+}
