@@ -40,6 +40,8 @@ pub enum ApiError {
     BadGateway(String),
     #[error("reading the request body failed: {0}")]
     ClientBody(String),
+    #[error("the request body made no progress for {0} s (server.header_timeout_secs)")]
+    BodyStalled(u64),
 }
 
 impl ApiError {
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::NoKey { status, .. } | ApiError::Upstream { status, .. } => *status,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 

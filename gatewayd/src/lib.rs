@@ -30,6 +30,7 @@ mod body;
 mod catalog;
 pub mod clock;
 pub mod config;
+mod connection;
 mod dialect;
 mod error;
 mod image_fetch;
@@ -137,7 +138,9 @@ impl Daemon {
             listen: OnceLock::new(),
             admin_socket,
             stopping: tokio::sync::watch::channel(false).0,
+            cut: tokio::sync::watch::channel(false).0,
             in_flight: Default::default(),
+            bodies: Default::default(),
             models_cache: parking_lot::RwLock::new(None),
             throttle: Default::default(),
         });
@@ -146,6 +149,16 @@ impl Daemon {
 
     /// Serves until `shutdown` resolves, drains in-flight requests, flushes the log writer.
     pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+        self.run_until(listeners, shutdown, std::future::pending()).await
+    }
+
+    /// Like `run`, and `force` (a second signal) ends the drain at once; the log is still flushed.
+    pub async fn run_until(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+        force: impl Future<Output = ()>,
+    ) {
         if let Ok(addr) = listeners.api.local_addr() {
             let _ = self.state.listen.set(addr);
             tracing::info!("serving API clients on http://{addr}");
@@ -155,7 +168,7 @@ impl Daemon {
             tracing::info!("serving metrics on http://{addr}/metrics");
         }
         let jobs = jobs::spawn(&self.state);
-        server::serve(self.state.clone(), listeners, shutdown).await;
+        server::serve(self.state.clone(), listeners, shutdown, force).await;
         for job in jobs {
             let _ = job.await;
         }

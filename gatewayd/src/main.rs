@@ -92,7 +92,7 @@ fn check_config(layers: &Layers) -> ExitCode {
 }
 
 async fn serve(layers: Layers) -> ExitCode {
-    let shutdown = match shutdown_signal() {
+    let (shutdown, force) = match shutdown_signals() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gatewayd: cannot install signal handlers: {e}");
@@ -118,7 +118,8 @@ async fn serve(layers: Layers) -> ExitCode {
         // Shown once, by design: it is stored in the database and accepted while auth.tokens is empty.
         eprintln!("gatewayd: generated client token: {token} (shown only now; used while auth.tokens is empty)");
     }
-    daemon.run(listeners, shutdown).await;
+    raise_open_file_limit();
+    daemon.run_until(listeners, shutdown, force).await;
     ExitCode::SUCCESS
 }
 
@@ -144,15 +145,47 @@ async fn bind(config: &gatewayd::config::Config) -> Result<Listeners, BootError>
 }
 
 /// Installs the SIGTERM/SIGINT handlers now (not when first polled), so a signal that arrives
-/// right after start is a clean shutdown rather than the default kill.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// right after start is a clean shutdown rather than the default kill. The first signal starts
+/// the drain; a second one ends it at once.
+fn shutdown_signals() -> std::io::Result<(impl std::future::Future<Output = ()>, impl std::future::Future<Output = ()>)>
+{
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        for (i, tx) in [first_tx, second_tx].into_iter().enumerate() {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+            if i == 1 {
+                tracing::warn!("second signal: stopping now");
+            }
+            let _ = tx.send(());
         }
-    })
+    });
+    let first = async move {
+        let _ = first_rx.await;
+    };
+    let second = async move {
+        if second_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    Ok((first, second))
+}
+
+/// Raises the soft limit on open files to the hard limit: each client connection and each
+/// upstream connection is a descriptor, and 1024 is a common default.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        match setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum }) {
+            Ok(()) => tracing::info!("open file limit raised to {:?}", limit.maximum),
+            Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+        }
+    }
 }

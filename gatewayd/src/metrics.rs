@@ -64,6 +64,8 @@ pub struct Metrics {
     keys: Family<StateLabels, Gauge>,
     /// Shared with the logbook, which counts what it drops.
     dropped: Counter,
+    /// Client connections closed at once because `server.max_connections` were open.
+    refused: Counter,
     /// The models a label may name: those the gateway has served, or the upstream lists. Any
     /// other name is `other`, so clients cannot grow the series without bound.
     known: parking_lot::Mutex<std::collections::HashSet<String>>,
@@ -84,6 +86,12 @@ impl Default for Metrics {
         let tokens = Family::<TokenLabels, Counter>::default();
         let keys = Family::<StateLabels, Gauge>::default();
         let dropped = Counter::default();
+        let refused = Counter::default();
+        registry.register(
+            "gateway_connections_refused",
+            "Client connections closed at once because server.max_connections were open",
+            refused.clone(),
+        );
         registry.register("gateway_requests", "Client requests by route, model and status", requests.clone());
         registry.register("gateway_upstream_attempts", "Upstream attempts by key id and outcome", attempts.clone());
         registry.register("gateway_request_duration_seconds", "Client request latency by route", latency.clone());
@@ -94,11 +102,16 @@ impl Default for Metrics {
             "Log records dropped because the writer fell behind",
             dropped.clone(),
         );
-        Metrics { registry, requests, attempts, latency, tokens, keys, dropped, known: Default::default() }
+        Metrics { registry, requests, attempts, latency, tokens, keys, dropped, refused, known: Default::default() }
     }
 }
 
 impl Metrics {
+    /// A client connection was closed at once: `server.max_connections` were open.
+    pub fn connection_refused(&self) {
+        self.refused.inc();
+    }
+
     /// The counter of dropped log records, for the logbook to increment.
     pub fn dropped_counter(&self) -> Counter {
         self.dropped.clone()

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
+use crate::connection::{BodyBudget, Held};
 use crate::dialect::{gemini, openai, passthrough};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
@@ -84,9 +85,15 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     if let Err(e) = state.check_token(token.as_ref().map(|(t, _)| t.as_str())) {
         return e.into_response(dialect);
     }
-    let limit = state.config.load().server.max_body_bytes;
+    let cfg = state.config.load();
+    let rules = BodyRules {
+        limit: cfg.server.max_body_bytes,
+        budget: Some((&state.bodies, cfg.server.max_inflight_body_bytes)),
+        progress: Some(std::time::Duration::from_secs(cfg.server.header_timeout_secs)),
+    };
+    drop(cfg);
     let result = async {
-        let body = read_body(&parts.headers, body, limit).await?;
+        let (body, _held) = read_body(&parts.headers, body, rules).await?;
         let query = parts.uri.query();
         match route {
             Route::Native { version, rest } => {
@@ -114,19 +121,64 @@ fn not_found(path: &str) -> ApiError {
     ApiError::NotFound(format!("no route for {path}"))
 }
 
-/// Reads a request body up to `limit` bytes; a larger one is refused with 413 before it is read
-/// when its length is declared.
-pub async fn read_body(headers: &http::HeaderMap, body: Incoming, limit: u64) -> Result<Bytes, ApiError> {
+/// How a request body may be read.
+pub struct BodyRules<'a> {
+    /// Larger bodies get 413 (`server.max_body_bytes`).
+    pub limit: u64,
+    /// Bodies held at once, all requests together (`server.max_inflight_body_bytes`).
+    pub budget: Option<(&'a BodyBudget, u64)>,
+    /// A body that makes no progress this long is cut (`server.header_timeout_secs`).
+    pub progress: Option<std::time::Duration>,
+}
+
+/// Reads a request body within `rules`; a larger one is refused with 413 before it is read when
+/// its length is declared. The bytes held count against the shared budget until the returned
+/// `Held` is dropped; past the budget the client gets 503 with `Retry-After`.
+pub async fn read_body<'a>(
+    headers: &http::HeaderMap,
+    mut body: Incoming,
+    rules: BodyRules<'a>,
+) -> Result<(Bytes, Option<Held<'a>>), ApiError> {
+    let limit = rules.limit;
     let declared =
         headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge { limit }),
-        Err(e) => Err(ApiError::ClientBody(e.to_string())),
+    let busy = || ApiError::NoKey {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: "the gateway holds as many request bodies as it may (server.max_inflight_body_bytes); retry shortly"
+            .into(),
+        retry_after_secs: Some(1),
+    };
+    let mut held = None;
+    if let (Some((budget, max)), Some(n)) = (rules.budget, declared)
+        && !budget.take(&mut held, n, max)
+    {
+        return Err(busy());
     }
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    loop {
+        let frame = match rules.progress {
+            Some(d) => tokio::time::timeout(d, body.frame()).await.map_err(|_| ApiError::BodyStalled(d.as_secs()))?,
+            None => body.frame().await,
+        };
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| ApiError::ClientBody(e.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        if buf.len() as u64 + data.len() as u64 > limit {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+        let beyond_declared = (buf.len() + data.len()) as u64 > declared.unwrap_or(0);
+        if let Some((budget, max)) = rules.budget
+            && beyond_declared
+            && !budget.take(&mut held, data.len() as u64, max)
+        {
+            return Err(busy());
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((Bytes::from(buf), held))
 }
 
 #[cfg(test)]

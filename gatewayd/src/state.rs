@@ -30,6 +30,11 @@ pub struct State {
     pub admin_socket: PathBuf,
     /// Flips to true when shutdown begins, so endless streams (`logs -f`) end.
     pub stopping: watch::Sender<bool>,
+    /// Flips to true when the drain ends with requests still in flight: their connections are
+    /// dropped, and each leaves its 499 log row before the writer closes.
+    pub cut: watch::Sender<bool>,
+    /// Request bodies held in memory now, all requests together.
+    pub bodies: crate::connection::BodyBudget,
     /// Client requests being proxied now, streams included (the ledgers alive).
     pub in_flight: std::sync::atomic::AtomicU64,
     /// Gateway-wide backoff when Google throttles the egress IP.

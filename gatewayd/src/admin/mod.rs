@@ -51,8 +51,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(String::from);
-    let body = match crate::router::read_body(&parts.headers, body, MAX_ADMIN_BODY).await {
-        Ok(b) => b,
+    let rules = crate::router::BodyRules { limit: MAX_ADMIN_BODY, budget: None, progress: None };
+    let body = match crate::router::read_body(&parts.headers, body, rules).await {
+        Ok((b, _)) => b,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let q = |name: &str| query.as_deref().and_then(|q| query_param(q, name));

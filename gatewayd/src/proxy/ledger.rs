@@ -107,7 +107,11 @@ impl Ledger {
 
 impl Drop for Ledger {
     fn drop(&mut self) {
-        self.finish(CLIENT_CLOSED, None, Some("client closed the request before it was answered".into()));
+        let why = match *self.state.cut.borrow() {
+            true => "cut at the end of the shutdown drain (server.shutdown_grace_secs or a second signal)",
+            false => "client closed the request before it was answered",
+        };
+        self.finish(CLIENT_CLOSED, None, Some(why.into()));
         self.state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -14,7 +14,7 @@ use http::StatusCode;
 use hyper::body::{Body as HttpBody, Frame, Incoming};
 use tokio::time::Instant;
 
-use super::ledger::Ledger;
+use super::ledger::{self, Ledger};
 use super::report;
 use crate::body::BoxError;
 use crate::keypool::KeyEntry;
@@ -49,7 +49,14 @@ impl StreamEnd {
                 report(&state, &key, &model, &Outcome::Success);
                 None
             }
-            StreamFinish::ClientGone => Some("client closed the stream".to_string()),
+            StreamFinish::ClientGone => {
+                let why = match *state.cut.borrow() {
+                    true => "cut at the end of the shutdown drain (server.shutdown_grace_secs or a second signal)",
+                    false => "client closed the stream",
+                };
+                ledger.finish(ledger::CLIENT_CLOSED, usage, Some(why.to_string()));
+                return;
+            }
             StreamFinish::Failed(e) => {
                 // Blamed by the same rules as any transient failure, and kept in the error log.
                 let party = report(&state, &key, &model, &Outcome::Transient(e.clone()));

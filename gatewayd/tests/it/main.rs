@@ -3,6 +3,7 @@
 
 mod admin;
 mod blame;
+mod edge;
 mod health;
 mod native;
 mod openai;

@@ -424,3 +424,48 @@ async fn acknowledged_writes_survive_kill_9() {
     gw.signal("TERM");
     gw.wait_exit();
 }
+
+/// During the drain the admin socket answers and `status` says the daemon is draining and what
+/// is in flight; a second signal ends the drain at once, and the stream it cut leaves a 499 row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_ends_the_drain_and_cut_streams_are_logged() {
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let endless = Script::Gated { first: text_chunk("one"), gate, rest: vec![] };
+    let fake = FakeGemini::new().key(&key(1), endless).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 60\n[upstream]\nbase_url = \"{}\"\n[auth]\ntokens = [\"{TOKEN}\"]\n[keys]\napi_keys = [\"{}\"]\n",
+            fake.base_url(),
+            key(1)
+        ),
+    )
+    .unwrap();
+    let mut gw = Running::start(gatewayd(dir.path()));
+    let addr = gw.addr();
+    let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::from(HELLO)));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = format!("http://{addr}{STREAM_SSE}").parse().unwrap();
+    req.headers_mut().insert("x-goog-api-key", TOKEN.parse().unwrap());
+    let res = gatewayd_testkit::client().request(req).await.unwrap();
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("one"));
+    gw.signal("TERM");
+    gw.wait_for("shutting down");
+    let socket = dir.path().join("data/gatewayd.sock");
+    let (status, text) = gatewayd_testkit::admin(&socket, Method::GET, "/v1/status", None).await;
+    assert_eq!(status, StatusCode::OK, "the admin socket stays up during the drain: {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((v["draining"].as_bool(), v["in_flight"].as_u64()), (Some(true), Some(1)), "{v}");
+    let started = std::time::Instant::now();
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit(), 0);
+    assert!(started.elapsed() < Duration::from_secs(10), "not the 60 s grace: {:?}", started.elapsed());
+    let store = gatewayd::store::Store::open(&dir.path().join("data/gateway.db")).unwrap();
+    let rows = store.recent_requests(&gatewayd::store::LogFilter { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(rows.len(), 1, "the cut stream is logged");
+    assert_eq!(rows[0].record.status, 499);
+    assert!(rows[0].record.error.as_deref().unwrap().contains("shutdown"), "{:?}", rows[0].record.error);
+}
