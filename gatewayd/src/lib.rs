@@ -141,6 +141,7 @@ impl Daemon {
             cut: tokio::sync::watch::channel(false).0,
             in_flight: Default::default(),
             bodies: Default::default(),
+            image_fetches: tokio::sync::Semaphore::new(image_fetch::CONCURRENT_FETCHES),
             models_cache: parking_lot::RwLock::new(None),
             throttle: Default::default(),
         });

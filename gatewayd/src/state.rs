@@ -33,6 +33,8 @@ pub struct State {
     /// Flips to true when the drain ends with requests still in flight: their connections are
     /// dropped, and each leaves its 499 log row before the writer closes.
     pub cut: watch::Sender<bool>,
+    /// Image fetches running now, all requests together (`image_fetch::CONCURRENT_FETCHES`).
+    pub image_fetches: tokio::sync::Semaphore,
     /// Request bodies held in memory now, all requests together.
     pub bodies: crate::connection::BodyBudget,
     /// Client requests being proxied now, streams included (the ledgers alive).

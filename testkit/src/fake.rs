@@ -90,6 +90,8 @@ struct Shared {
     recorded: Mutex<Vec<Recorded>>,
     /// Serve the public images under `/images/` (for `image_url` fetching tests).
     images: bool,
+    /// Requests to `/images/` (which are not recorded with the API requests).
+    image_hits: std::sync::atomic::AtomicU64,
     /// Panics caught in connection tasks, re-raised when the handle drops.
     panics: Mutex<Vec<String>>,
 }
@@ -200,6 +202,11 @@ impl FakeHandle {
         format!("http://{}", self.addr)
     }
 
+    /// How many requests reached the public images.
+    pub fn image_hits(&self) -> u64 {
+        self.shared.image_hits.load(Ordering::Relaxed)
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.recorded.lock().unwrap().clone()
     }
@@ -250,6 +257,7 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     });
     let path = parts.uri.path().to_string();
     if let Some(name) = path.strip_prefix("/images/").filter(|_| shared.images) {
+        shared.image_hits.fetch_add(1, Ordering::Relaxed);
         // A public image for image_url fetching (no key involved).
         return Ok(match name {
             "cat.png" => {

@@ -49,6 +49,7 @@ pub const FIELDS: &[Field] = &[
     field("models.search_models", true),
     field("models.thinking_budget", true),
     field("models.safety_settings", true),
+    field("models.image_fetch", true),
 ];
 
 pub fn find_field(name: &str) -> Option<&'static Field> {

@@ -164,6 +164,8 @@ pub struct ModelsConfig {
     pub search_models: Vec<String>,
     pub thinking_budget: BTreeMap<String, i64>,
     pub safety_settings: String,
+    /// How OpenAI/Anthropic image URLs are fetched: `public`, `off` or `any`.
+    pub image_fetch: String,
 }
 
 impl Default for ModelsConfig {
@@ -173,6 +175,7 @@ impl Default for ModelsConfig {
             search_models: vec!["gemini-2.5-flash".into(), "gemini-2.5-pro".into()],
             thinking_budget: BTreeMap::new(),
             safety_settings: "passthrough".into(),
+            image_fetch: "public".into(),
         }
     }
 }
@@ -276,6 +279,9 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
         "OFF",
         "HARM_BLOCK_THRESHOLD_UNSPECIFIED",
     ];
+    if crate::image_fetch::Policy::parse(&c.models.image_fetch).is_none() {
+        return Err(ConfigError::new("models.image_fetch", "must be one of public, off, any"));
+    }
     if !THRESHOLDS.contains(&c.models.safety_settings.as_str()) {
         return Err(ConfigError::new("models.safety_settings", format!("must be one of {}", THRESHOLDS.join(", "))));
     }

@@ -188,7 +188,8 @@ async fn tool_round_trip_carries_the_thought_signature_upstream() {
 #[tokio::test]
 async fn images_are_fetched_and_inlined() {
     let fake = FakeGemini::new().images().key(&key(1), Script::Ok).start().await;
-    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
+    // The fake serves its images on 127.0.0.1: only `any` may fetch from there.
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("models.image_fetch", "\"any\"").start().await;
     for url in [format!("{}/images/cat.png", fake.base_url()), format!("{}/images/moved.png", fake.base_url())] {
         fake.clear();
         let r = post(
@@ -393,7 +394,12 @@ async fn the_same_pool_retries_and_logs_on_openai_routes() {
 #[tokio::test]
 async fn slow_images_are_refused_in_bounded_time() {
     let fake = FakeGemini::new().images().key(&key(1), Script::Ok).start().await;
-    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("upstream.timeout_secs", "1").start().await;
+    let gw = Gateway::builder(&fake.base_url())
+        .keys(&[key(1)])
+        .set("upstream.timeout_secs", "1")
+        .set("models.image_fetch", "\"any\"")
+        .start()
+        .await;
     let started = std::time::Instant::now();
     let r = post(
         &gw,
@@ -403,7 +409,7 @@ async fn slow_images_are_refused_in_bounded_time() {
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("timed out"), "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("could not be fetched"), "{}", r.text());
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "bounded: {:?}", started.elapsed());
     gw.stop().await;
 }
@@ -411,7 +417,12 @@ async fn slow_images_are_refused_in_bounded_time() {
 #[tokio::test]
 async fn oversized_images_are_refused() {
     let fake = FakeGemini::new().images().key(&key(1), Script::Ok).start().await;
-    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
+    let gw = Gateway::builder(&fake.base_url())
+        .keys(&[key(1)])
+        .set("models.image_fetch", "\"any\"")
+        .set("server.max_body_bytes", "1048576")
+        .start()
+        .await;
     let url = format!("{}/images/huge.png", fake.base_url());
     let r = post(
         &gw,
@@ -421,7 +432,7 @@ async fn oversized_images_are_refused() {
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("larger than 20 MiB"), "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("at most 1048576 bytes"), "{}", r.text());
     assert!(fake.requests().is_empty(), "nothing went upstream");
     gw.stop().await;
 }
@@ -490,4 +501,39 @@ fn collect_pointers(v: &Value, at: String, out: &mut Vec<String>) {
         }
         _ => {}
     }
+}
+
+/// `models.image_fetch = "public"` (the default) never connects to loopback or internal
+/// addresses, by IP or by name, and says only that the address is not allowed; `off` fetches
+/// nothing.
+#[tokio::test]
+async fn image_urls_to_internal_addresses_are_refused_unfetched() {
+    let fake = FakeGemini::new().images().key(&key(1), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
+    let port = fake.addr.port();
+    for url in [
+        format!("http://127.0.0.1:{port}/images/cat.png"),
+        format!("http://localhost:{port}/images/cat.png"),
+        format!("http://[::1]:{port}/images/cat.png"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        format!("http://10.0.0.1:{port}/images/cat.png"),
+    ] {
+        let body = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}}]}]});
+        let r = post(&gw, "/v1/chat/completions", &body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{url}");
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains("not allowed"), "{url}: {msg}");
+    }
+    assert_eq!(fake.image_hits(), 0, "nothing was fetched from the internal server");
+    assert!(fake.requests().is_empty(), "nothing went upstream either");
+    gw.stop().await;
+    let off = Gateway::builder(&fake.base_url()).keys(&[key(1)]).set("models.image_fetch", "\"off\"").start().await;
+    let body = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": format!("{}/images/cat.png", fake.base_url())}}]}]});
+    let r = post(&off, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("off"), "{}", r.text());
+    assert_eq!(fake.image_hits(), 0);
+    off.stop().await;
 }

@@ -70,13 +70,11 @@ fn created() -> i64 {
 
 async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, ApiError> {
     let req = parse_json(&body)?;
-    let mut images = HashMap::new();
-    for url in chat::remote_image_urls(&req) {
-        let image = image_fetch::fetch_image(state, &url)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("image_url {url}: {e}")))?;
-        images.insert(url, image);
-    }
+    let urls = chat::remote_image_urls(&req);
+    let fetched = image_fetch::fetch_all(state, &urls)
+        .await
+        .map_err(|(url, e)| ApiError::BadRequest(format!("image_url {}: {e}", shared::redact_keys_in(&url))))?;
+    let images: HashMap<String, (String, String)> = urls.into_iter().zip(fetched).collect();
     let cfg = state.config.load();
     let opts = Options {
         search_models: &cfg.models.search_models,
