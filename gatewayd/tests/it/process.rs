@@ -469,3 +469,47 @@ async fn a_second_signal_ends_the_drain_and_cut_streams_are_logged() {
     assert_eq!(rows[0].record.status, 499);
     assert!(rows[0].record.error.as_deref().unwrap().contains("shutdown"), "{:?}", rows[0].record.error);
 }
+
+/// The `upstream.proxy` password never shows: not in check-config, not in settings, not in the
+/// logs or errors of a request that failed through the proxy. And the open-file limit is raised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_password_is_absent_from_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "hunter2-proxy-password";
+    let proxy = format!("http://alice:{password}@127.0.0.1:1");
+    let out = gatewayd(dir.path()).arg("check-config").env("GATEWAY_UPSTREAM__PROXY", &proxy).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(password) && text.contains("alice:"), "{text}");
+    let mut cmd = gatewayd(dir.path());
+    cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0")
+        .env("GATEWAY_UPSTREAM__PROXY", &proxy)
+        .env("GATEWAY_KEYS__API_KEYS", r#"["key-one-0001"]"#)
+        .env("GATEWAY_AUTH__TOKENS", r#"["t-0123456789"]"#);
+    let mut gw = Running::start(cmd);
+    let addr = gw.addr();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", gw.child.id())).unwrap();
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_string();
+    let fields: Vec<&str> = open_files.split_whitespace().collect();
+    assert_eq!(fields[3], fields[4], "the soft limit is raised to the hard one: {open_files}");
+    let socket = dir.path().join("data/gatewayd.sock");
+    for path in ["/v1/settings/upstream.proxy", "/v1/settings"] {
+        let (_, text) = gatewayd_testkit::admin(&socket, Method::GET, path, None).await;
+        assert!(!text.contains(password) && text.contains("alice"), "{path}: {text}");
+    }
+    let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::from(HELLO)));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = format!("http://{addr}/v1beta/models/gemini-2.5-flash:generateContent").parse().unwrap();
+    req.headers_mut().insert("x-goog-api-key", "t-0123456789".parse().unwrap());
+    let res = gatewayd_testkit::client().request(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(!String::from_utf8_lossy(&body).contains(password));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for path in ["/v1/logs?n=10", "/v1/logs?n=10&errors=true"] {
+        let (_, text) = gatewayd_testkit::admin(&socket, Method::GET, path, None).await;
+        assert!(!text.contains(password), "{path}: {text}");
+    }
+    gw.signal("TERM");
+    gw.wait_exit();
+    assert!(!gw.seen.iter().any(|l| l.contains(password)), "{:#?}", gw.seen);
+}
