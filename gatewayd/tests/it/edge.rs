@@ -125,7 +125,13 @@ async fn bodies_held_at_once_are_bounded() {
         s.write_all(&body.as_bytes()[..10]).await.unwrap();
         slow.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..200 {
+        if gw.state.bodies.held() == 2 * body.len() as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(gw.state.bodies.held(), 2 * body.len() as u64, "both slow bodies hold their share");
     let mut third = TcpStream::connect(gw.addr).await.unwrap();
     third.write_all(slow_post(body.len()).as_bytes()).await.unwrap();
     let (text, _) = read_until_closed(&mut third, Duration::from_secs(2)).await;

@@ -256,7 +256,7 @@ async fn sigterm_drains_a_running_stream() {
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("one"));
     gw.signal("TERM");
-    gw.wait_for("SIGTERM received");
+    gw.wait_for("shutting down: draining");
     // New connections are refused at once while the stream finishes.
     let refused = tokio::time::timeout(
         Duration::from_secs(5),
