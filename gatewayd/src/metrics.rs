@@ -194,7 +194,7 @@ mod tests {
         let m = Metrics::default();
         m.know(["listed".to_string()]);
         let record = |model: &str, status: u16| {
-            let mut r = RequestRecord::for_test(chrono::Utc::now());
+            let mut r = RequestRecord::bare(chrono::Utc::now(), "r");
             r.model = Some(model.into());
             r.status = status;
             r
@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn renders_counters_histograms_and_gauges() {
         let m = Metrics::default();
-        let mut r = RequestRecord::for_test(chrono::Utc::now());
+        let mut r = RequestRecord::bare(chrono::Utc::now(), "r");
         r.model = Some("a\"b".into());
         r.prompt_tokens = Some(7);
         m.observe(&[r]);

@@ -71,13 +71,13 @@ pub struct ErrorRecord {
     pub request_body: Option<String>,
 }
 
-#[cfg(test)]
 impl RequestRecord {
-    /// A plain record for tests: a 200 on route `r` with no attempts.
-    pub(crate) fn for_test(ts: DateTime<Utc>) -> Self {
+    /// A record of a request that made no attempt: a 200 on `route` (tests and tools fill in the
+    /// rest).
+    pub fn bare(ts: DateTime<Utc>, route: &str) -> Self {
         RequestRecord {
             ts,
-            route: "r".into(),
+            route: route.into(),
             model: None,
             key_id: None,
             status: 200,
@@ -107,7 +107,7 @@ mod tests {
             latency_ms: 1,
             word: word.map(String::from),
         };
-        let mut r = RequestRecord::for_test(Utc::now());
+        let mut r = RequestRecord::bare(Utc::now(), "r");
         r.attempts = vec![a(17, Some(429), Some("rpm")), a(5, None, Some("timeout")), a(3, Some(200), None)];
         assert_eq!(r.trail(), "#17 429 rpm → #5 timeout → #3 200");
     }

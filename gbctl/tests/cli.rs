@@ -578,19 +578,10 @@ async fn key_tails_may_begin_with_a_dash_and_cells_are_escaped() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     gw.state.logbook.request(gatewayd::record::RequestRecord {
-        ts: gw.state.now(),
-        route: "chat.completions".into(),
         model: Some("evil\u{1b}[31mred".into()),
-        key_id: None,
         status: 400,
-        latency_ms: 1,
-        attempts: vec![],
-        attempt_count: 0,
-        stored_trail: None,
-        stream: false,
-        prompt_tokens: None,
-        completion_tokens: None,
         error: Some("line one\nline two".into()),
+        ..gatewayd::record::RequestRecord::bare(gw.state.now(), "chat.completions")
     });
     gw.logged_requests(1).await;
     let table = gbctl(&gw, &["logs", "-n", "5"]).await;

@@ -233,19 +233,8 @@ async fn the_retention_job_deletes_only_old_rows() {
         .await;
     let now = gw.state.now();
     let request = |days: i64| gatewayd::record::RequestRecord {
-        ts: now - chrono::Duration::days(days),
-        route: "generateContent".into(),
         model: Some("m".into()),
-        key_id: None,
-        status: 200,
-        latency_ms: 1,
-        attempts: vec![],
-        attempt_count: 0,
-        stored_trail: None,
-        stream: false,
-        prompt_tokens: None,
-        completion_tokens: None,
-        error: None,
+        ..gatewayd::record::RequestRecord::bare(now - chrono::Duration::days(days), "generateContent")
     };
     let error = |days: i64| gatewayd::record::ErrorRecord {
         ts: now - chrono::Duration::days(days),
