@@ -127,8 +127,8 @@ pub fn classify(status: u16, body: &[u8], now: DateTime<Utc>, default_cooldown_s
             Expect::Anything => Outcome::Success,
             Expect::Json if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => Outcome::Success,
             Expect::Json => Outcome::Transient("upstream answered 200 with a body that is not JSON".into()),
-            Expect::Content => match serde_json::from_slice::<Value>(body) {
-                Ok(j) if is_empty_answer(&j) => Outcome::Transient("empty answer (no candidate content)".into()),
+            Expect::Content => match serde_json::from_slice::<AnswerShape>(body) {
+                Ok(a) if a.is_empty() => Outcome::Transient("empty answer (no candidate content)".into()),
                 Ok(_) => Outcome::Success,
                 Err(_) => Outcome::Transient("upstream answered 200 with a body that is not a Gemini answer".into()),
             },
@@ -192,22 +192,55 @@ fn forbids_the_key(error: Option<&Value>, message: &str) -> bool {
     about_key && !about_resource
 }
 
-/// A 200 whose candidates carry no content, with no `promptFeedback.blockReason` (a blocked prompt
-/// is the client's content, passed on as it is).
-pub fn is_empty_answer(json: &Value) -> bool {
-    if json.pointer("/promptFeedback/blockReason").is_some() {
-        return false;
+/// Just enough of a generateContent answer to judge it: serde skips the rest (texts, parts'
+/// contents) without building any of it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerShape<'a> {
+    #[serde(default, borrow)]
+    candidates: Option<Vec<CandidateShape<'a>>>,
+    #[serde(default)]
+    prompt_feedback: Option<FeedbackShape>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CandidateShape<'a> {
+    #[serde(default)]
+    content: Option<ContentShape>,
+    #[serde(default, borrow)]
+    finish_reason: Option<crate::dialect::wire::Str<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ContentShape {
+    #[serde(default)]
+    parts: Vec<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FeedbackShape {
+    #[serde(default)]
+    block_reason: Option<serde::de::IgnoredAny>,
+}
+
+impl AnswerShape<'_> {
+    /// No candidate carries content, and no `promptFeedback.blockReason` (a blocked prompt is the
+    /// client's content, passed on as it is).
+    fn is_empty(&self) -> bool {
+        if self.prompt_feedback.as_ref().is_some_and(|f| f.block_reason.is_some()) {
+            return false;
+        }
+        let Some(candidates) = &self.candidates else { return true };
+        !candidates.iter().any(|c| {
+            let has_parts = c.content.as_ref().is_some_and(|c| !c.parts.is_empty());
+            // A candidate stopped for safety or recitation is an answer, even without parts.
+            let finished_with_reason =
+                c.finish_reason.as_deref().is_some_and(|r| r != "STOP" && r != "FINISH_REASON_UNSPECIFIED");
+            has_parts || finished_with_reason
+        })
     }
-    let Some(candidates) = json.get("candidates").and_then(Value::as_array) else { return true };
-    !candidates.iter().any(|c| {
-        let has_parts = c.pointer("/content/parts").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
-        // A candidate stopped for safety or recitation is an answer, even without parts.
-        let finished_with_reason = c
-            .get("finishReason")
-            .and_then(Value::as_str)
-            .is_some_and(|r| r != "STOP" && r != "FINISH_REASON_UNSPECIFIED");
-        has_parts || finished_with_reason
-    })
 }
 
 fn short_reason(status: u16, message: &str) -> String {
