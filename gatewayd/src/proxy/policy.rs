@@ -170,7 +170,8 @@ fn no_key_error(no_key: NoKey, model: &str, now: DateTime<Utc>, last: Option<Api
         NoKey::AllCooling { reopens } => ApiError::NoKey {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: no_key.message(model),
-            retry_after_secs: Some(retry_secs(reopens, now)),
+            // Clamped like every rest (a cooldown stored by an older version may run longer).
+            retry_after_secs: Some(retry_secs(crate::outcome::clamp_rest(reopens, now), now)),
         },
         NoKey::AllTried { .. } => {
             let last =
@@ -257,6 +258,18 @@ mod tests {
         match refuses.no_key(NoKey::AllCooling { reopens }, "m", now()) {
             Next::Stop(ApiError::NoKey { status, retry_after_secs, .. }) => {
                 assert_eq!((status, retry_after_secs), (StatusCode::TOO_MANY_REQUESTS, Some(5)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_the_next_pacific_midnight() {
+        let far = now() + Duration::days(400);
+        let midnight = crate::outcome::next_pacific_midnight(now());
+        match Policy::new(3, now(), false).no_key(NoKey::AllCooling { reopens: far }, "m", now()) {
+            Next::Stop(ApiError::NoKey { retry_after_secs: Some(secs), .. }) => {
+                assert_eq!(secs as i64, (midnight - now()).num_seconds());
             }
             other => panic!("{other:?}"),
         }
