@@ -21,34 +21,52 @@ pub struct SseParser {
 }
 
 impl SseParser {
-    /// Feeds a chunk; pushes the `data` of every event it completes.
+    /// Feeds a chunk; pushes the `data` of every event it completes (tests read it this way).
+    #[cfg(test)]
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) {
-        for &b in chunk {
-            match b {
-                b'\n' if self.skip_lf => self.skip_lf = false,
-                b'\r' | b'\n' => {
-                    self.skip_lf = b == b'\r';
-                    self.end_line(out);
+        self.feed_each(chunk, |data| out.push(String::from_utf8_lossy(data).into_owned()));
+    }
+
+    /// Feeds a chunk; hands the `data` of every event it completes to `on_event`, borrowed (no
+    /// copy per event). Lines are found with slice searches, not byte by byte.
+    pub fn feed_each(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(&[u8])) {
+        while !chunk.is_empty() {
+            if std::mem::take(&mut self.skip_lf) && chunk[0] == b'\n' {
+                chunk = &chunk[1..];
+                continue;
+            }
+            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(i) => {
+                    self.push_line(&chunk[..i]);
+                    self.skip_lf = chunk[i] == b'\r';
+                    self.end_line(&mut on_event);
+                    chunk = &chunk[i + 1..];
                 }
-                _ => {
-                    self.skip_lf = false;
-                    if self.line.len() + self.data.len() < MAX_EVENT {
-                        self.line.push(b);
-                    } else {
-                        self.oversized = true;
-                    }
+                None => {
+                    self.push_line(chunk);
+                    break;
                 }
             }
         }
     }
 
-    fn end_line(&mut self, out: &mut Vec<String>) {
+    fn push_line(&mut self, bytes: &[u8]) {
+        let room = MAX_EVENT.saturating_sub(self.line.len() + self.data.len());
+        if bytes.len() > room {
+            self.line.extend_from_slice(&bytes[..room]);
+            self.oversized = true;
+        } else {
+            self.line.extend_from_slice(bytes);
+        }
+    }
+
+    fn end_line(&mut self, on_event: &mut impl FnMut(&[u8])) {
         if self.line.is_empty() {
             if self.has_data && !self.oversized {
                 if self.data.last() == Some(&b'\n') {
                     self.data.pop();
                 }
-                out.push(String::from_utf8_lossy(&self.data).into_owned());
+                on_event(&self.data);
             }
             self.data.clear();
             self.has_data = false;

@@ -23,6 +23,18 @@ pub fn usage_of_body(body: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<UsageOnly>(body).ok()?.usage_metadata.map(|u| u.usage())
 }
 
+/// The usage of one stream event, read without parsing the rest of it: the parser starts at
+/// `"usageMetadata":` and reads that one object. Gemini repeats the running totals in every event,
+/// so parsing each event whole (its text included) was most of a native stream's cost.
+pub fn usage_of_event(event: &[u8]) -> Option<Usage> {
+    const KEY: &[u8] = b"\"usageMetadata\"";
+    let at = event.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let rest = &event[at + KEY.len()..];
+    let colon = rest.iter().position(|&b| b == b':')?;
+    let mut values = serde_json::Deserializer::from_slice(&rest[colon + 1..]).into_iter::<UsageMetadata>();
+    values.next()?.ok().map(|u| u.usage())
+}
+
 enum Framing {
     Sse(SseParser),
     Array(ArraySplitter),
@@ -43,15 +55,20 @@ impl StreamMeter {
     }
 
     pub fn feed(&mut self, chunk: &[u8]) {
+        let usage = &mut self.usage;
         match &mut self.framing {
-            Framing::Sse(p) => p.feed(chunk, &mut self.pending),
-            Framing::Array(p) => p.feed(chunk, &mut self.pending),
-        }
-        for event in self.pending.drain(..) {
-            if event.contains("usageMetadata")
-                && let Some(u) = usage_of_body(event.as_bytes())
-            {
-                self.usage = Some(u);
+            Framing::Sse(p) => p.feed_each(chunk, |event| {
+                if let Some(u) = usage_of_event(event) {
+                    *usage = Some(u);
+                }
+            }),
+            Framing::Array(p) => {
+                p.feed(chunk, &mut self.pending);
+                for event in self.pending.drain(..) {
+                    if let Some(u) = usage_of_event(event.as_bytes()) {
+                        *usage = Some(u);
+                    }
+                }
             }
         }
     }
@@ -71,5 +88,13 @@ mod tests {
         m.feed(b"[{\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":9}}");
         m.feed(b"]");
         assert_eq!(m.usage, Some(Usage { prompt: 4, completion: 9 }));
+    }
+
+    #[test]
+    fn usage_is_read_from_its_own_object_only() {
+        let event = br#"{"candidates":[{"content":{"parts":[{"text":"say "usageMetadata": {} to me"}]}}],"usageMetadata": {"promptTokenCount":2,"candidatesTokenCount":3,"thoughtsTokenCount":1},"modelVersion":"x"}"#;
+        assert_eq!(usage_of_event(event), Some(Usage { prompt: 2, completion: 4 }));
+        assert_eq!(usage_of_event(br#"{"candidates":[]}"#), None);
+        assert_eq!(usage_of_event(br#"{"usageMetadata": "broken"}"#), None);
     }
 }

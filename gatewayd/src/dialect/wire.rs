@@ -405,7 +405,6 @@ pub enum StreamEvent<'a> {
 #[derive(Default)]
 pub struct StreamDecoder {
     parser: SseParser,
-    pending: Vec<String>,
     usage: Option<Usage>,
 }
 
@@ -413,21 +412,23 @@ impl StreamDecoder {
     /// Feeds upstream bytes; `on_event` sees every complete event. Data that is not JSON (a
     /// keep-alive comment, a `[DONE]`) is skipped.
     pub fn feed(&mut self, bytes: &[u8], mut on_event: impl FnMut(StreamEvent<'_>)) {
-        self.parser.feed(bytes, &mut self.pending);
-        for data in std::mem::take(&mut self.pending) {
+        let usage = &mut self.usage;
+        // Each event is read where the framer holds it: no copy per event.
+        self.parser.feed_each(bytes, |data| {
+            let Ok(data) = std::str::from_utf8(data) else { return };
             if data.contains("\"error\"")
-                && let Ok(StreamError { error: Some(e) }) = serde_json::from_str::<StreamError>(&data)
+                && let Ok(StreamError { error: Some(e) }) = serde_json::from_str::<StreamError>(data)
             {
                 let message = e.message.as_deref().unwrap_or("upstream error");
                 on_event(StreamEvent::Error(shared::redact_keys_in(message)));
-                continue;
+                return;
             }
-            let Ok(chunk) = serde_json::from_str::<GenerateResponse>(&data) else { continue };
+            let Ok(chunk) = serde_json::from_str::<GenerateResponse>(data) else { return };
             if let Some(u) = chunk.usage() {
-                self.usage = Some(u);
+                *usage = Some(u);
             }
-            on_event(StreamEvent::Chunk(chunk, &data));
-        }
+            on_event(StreamEvent::Chunk(chunk, data));
+        });
     }
 
     pub fn usage(&self) -> Option<Usage> {
