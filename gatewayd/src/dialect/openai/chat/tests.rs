@@ -46,7 +46,14 @@ fn respond(gemini: &Value, model: &str, created: i64) -> Value {
 /// One stream event given as JSON, through the translator.
 fn feed(t: &mut ChunkTranslator, event: &str) -> Vec<Value> {
     let parsed: GenerateResponse = serde_json::from_str(event).unwrap();
-    t.feed(&parsed, event)
+    t.feed(&parsed, event).iter().map(as_json).collect()
+}
+
+/// A chunk event (`data: {…}\n\n`) as JSON.
+fn as_json(event: &bytes::Bytes) -> Value {
+    let text = std::str::from_utf8(event).unwrap();
+    assert!(text.starts_with("data: ") && text.ends_with("\n\n"), "{text:?}");
+    serde_json::from_str(&text["data: ".len()..text.len() - 2]).unwrap()
 }
 
 fn refused(v: Value) -> BadRequest {
@@ -294,7 +301,7 @@ fn streamed_tool_call_split_across_events() {
             chunks.extend(feed(&mut t, &d));
         }
     }
-    chunks.extend(t.finish());
+    chunks.extend(t.finish().iter().map(as_json));
     assert_eq!(chunks.len(), 5);
     assert!(
         chunks.iter().all(|c| c["object"] == "chat.completion.chunk"
@@ -322,7 +329,7 @@ fn streamed_tool_call_split_across_events() {
 fn an_unfinished_stream_is_closed_on_finish() {
     let mut t = ChunkTranslator::new("m", 0, false);
     feed(&mut t, &json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}}]}).to_string());
-    let end = t.finish();
+    let end: Vec<Value> = t.finish().iter().map(as_json).collect();
     assert_eq!(end.len(), 1);
     assert_eq!(end[0]["choices"][0]["finish_reason"], "stop");
     assert!(end[0].get("usage").is_none());
