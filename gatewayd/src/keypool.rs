@@ -305,6 +305,18 @@ impl KeyPool {
                 Some(Party::Model)
             }
         };
+        // The common case, a success on a healthy key, changes nothing: skip the copy `change`
+        // makes to compare before and after.
+        if party.is_none()
+            && key.read(|h| {
+                h.failures == 0
+                    && h.error_streak == 0
+                    && !h.cooldowns.contains_key(model)
+                    && h.cooldowns.values().all(|c| c.until > now)
+            })
+        {
+            return Report { party, health: None };
+        }
         let charged = party == Some(Party::Key);
         Report { party, health: key.change(|h| h.apply(outcome, model, now, rules, charged)) }
     }

@@ -18,7 +18,7 @@ pub const BACKOFF_MAX: Duration = Duration::seconds(30);
 
 #[derive(Debug, Default)]
 struct Model {
-    /// Key id → its last success on this model, within the window (older ones are dropped).
+    /// Key id → its last success on this model (readers check the window).
     served: HashMap<i64, DateTime<Utc>>,
     /// The current backoff: until when, and its length (the next one doubles it).
     backoff: Option<(DateTime<Utc>, Duration)>,
@@ -40,7 +40,8 @@ impl ModelHealth {
             Some(m) => m,
             None => models.entry(model.to_string()).or_default(),
         };
-        m.served.retain(|_, at| now - *at < SERVED_WINDOW);
+        // One entry per key, overwritten: bounded by the pool's size, so no sweep on the hot path
+        // (readers compare times against the window themselves).
         m.served.insert(key, now);
         m.backoff = None;
         m.failing.clear();
