@@ -1,23 +1,13 @@
 //! The admin socket's `/metrics`, and the optional TCP metrics listener.
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 
 use gatewayd_testkit::fake::{FakeGemini, Script};
 use gatewayd_testkit::{GENERATE, Gateway, HELLO, key};
 
 async fn uds_get(socket: &std::path::Path, path: &str) -> (StatusCode, String) {
-    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let mut req = Request::new(Full::new(Bytes::new()));
-    *req.uri_mut() = path.parse().unwrap();
-    req.headers_mut().insert("host", "gatewayd".parse().unwrap());
-    let res = sender.send_request(req).await.unwrap();
-    let status = res.status();
-    (status, String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+    gatewayd_testkit::admin(socket, http::Method::GET, path, None).await
 }
 
 #[tokio::test]

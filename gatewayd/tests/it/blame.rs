@@ -267,21 +267,9 @@ async fn made_up_models_do_not_grow_metrics() {
         assert_eq!(r.status, StatusCode::NOT_FOUND);
     }
     gw.logged_requests(300).await;
-    let text = metrics_over_socket(&gw).await;
+    let (_, text) = gatewayd_testkit::admin(&gw.socket, Method::GET, "/metrics", None).await;
     assert!(!text.contains("made-up"), "{text}");
     assert!(text.contains(r#"model="other",status="404"} 300"#), "{text}");
     assert!(text.len() < 20_000, "{} bytes", text.len());
     gw.stop().await;
-}
-
-async fn metrics_over_socket(gw: &Gateway) -> String {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::UnixStream::connect(&gw.socket).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
-    *req.uri_mut() = "/metrics".parse().unwrap();
-    req.headers_mut().insert("host", "gatewayd".parse().unwrap());
-    let res = sender.send_request(req).await.unwrap();
-    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
 }

@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode};
 use serde_json::json;
 
 use gatewayd::clock::Clock;
@@ -18,18 +15,9 @@ use gatewayd_testkit::{GENERATE, Gateway, HELLO, key};
 
 /// Sets a runtime setting through the admin socket, as `gbctl settings set` does.
 async fn set_setting(gw: &Gateway, name: &str, literal: &str) {
-    let stream = tokio::net::UnixStream::connect(&gw.socket).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let body = json!({"value": literal}).to_string();
-    let mut req = Request::new(Full::new(Bytes::from(body)));
-    *req.method_mut() = Method::PUT;
-    *req.uri_mut() = format!("/v1/settings/{name}").parse().unwrap();
-    req.headers_mut().insert("host", "gatewayd".parse().unwrap());
-    let res = sender.send_request(req).await.unwrap();
-    let status = res.status();
-    let text = res.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&text));
+    let body = Some(json!({"value": literal}).to_string());
+    let (status, text) = gatewayd_testkit::admin(&gw.socket, Method::PUT, &format!("/v1/settings/{name}"), body).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
 }
 
 /// Polls (generously) until `check` holds.
