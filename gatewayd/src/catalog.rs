@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use crate::config::{Config, ModelsConfig};
 use crate::error::ApiError;
 use crate::models;
 use crate::outcome::Expect;
@@ -18,10 +18,6 @@ use crate::upstream::{KeyPlacement, OutBody, Outgoing};
 
 /// How long the upstream model list is reused.
 const MODELS_TTL: Duration = Duration::from_secs(60);
-
-fn model_name(v: &str) -> &str {
-    v.strip_prefix("models/").unwrap_or(v)
-}
 
 /// The upstream model list (all pages), reused for `MODELS_TTL`.
 pub async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
@@ -65,15 +61,15 @@ pub async fn upstream_models(state: &Arc<State>) -> Result<Value, ApiError> {
     state
         .logbook
         .metrics()
-        .know(models.iter().filter_map(|m| m.get("name").and_then(Value::as_str)).map(|n| model_name(n).to_string()));
+        .know(models.iter().filter_map(|m| m.get("name").and_then(Value::as_str)).map(|n| models::bare(n).to_string()));
     let list = json!({"models": models});
     *state.models_cache.write() = Some((std::time::Instant::now(), list.clone()));
     Ok(list)
 }
 
 /// OpenAI's model list from Gemini's: hidden names removed, `-search` variants added.
-pub fn models_list(gemini: &Value, hidden: &[String], search_models: &[String]) -> Value {
-    let is_hidden = |name: &str| hidden.iter().any(|h| model_name(h) == name);
+pub fn models_list(gemini: &Value, rules: &ModelsConfig) -> Value {
+    let is_hidden = |name: &str| models::is_hidden(rules, name);
     let mut data = Vec::new();
     let names: Vec<&str> = gemini
         .get("models")
@@ -81,15 +77,15 @@ pub fn models_list(gemini: &Value, hidden: &[String], search_models: &[String]) 
         .into_iter()
         .flatten()
         .filter_map(|m| m.get("name").and_then(Value::as_str))
-        .map(model_name)
+        .map(models::bare)
         .collect();
     for name in &names {
         if !is_hidden(name) {
             data.push(model_entry(name));
         }
     }
-    for s in search_models {
-        let base = model_name(s);
+    for s in &rules.search_models {
+        let base = models::bare(s);
         let variant = format!("{base}-search");
         if names.contains(&base) && !is_hidden(base) && !is_hidden(&variant) {
             data.push(model_entry(&variant));
@@ -113,7 +109,7 @@ pub fn shape_model_list(cfg: &Config, body: Bytes) -> Bytes {
         let mut variants = Vec::new();
         for m in models.iter() {
             let Some(name) = m.get("name").and_then(Value::as_str) else { continue };
-            let base = name.strip_prefix("models/").unwrap_or(name);
+            let base = models::bare(name);
             let variant = format!("{base}-search");
             if models::search_base(&variant, &cfg.models.search_models).is_some()
                 && !models::is_hidden(&cfg.models, &variant)
@@ -154,11 +150,12 @@ mod tests {
     #[test]
     fn model_list_hides_and_adds_search_variants() {
         let g = json!({"models": [{"name": "models/gemini-2.5-flash"}, {"name": "models/gemini-2.5-pro"}, {"name": "models/secret"}]});
-        let out = models_list(
-            &g,
-            &["secret".to_string(), "gemini-2.5-pro-search".to_string()],
-            &["gemini-2.5-flash".into(), "gemini-2.5-pro".into()],
-        );
+        let rules = ModelsConfig {
+            hidden: vec!["secret".to_string(), "models/gemini-2.5-pro-search".to_string()],
+            search_models: vec!["gemini-2.5-flash".into(), "gemini-2.5-pro".into()],
+            ..ModelsConfig::default()
+        };
+        let out = models_list(&g, &rules);
         let ids: Vec<&str> = out["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
         assert_eq!(ids, vec!["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-search"]);
         assert_eq!(

@@ -167,7 +167,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
                 return Poll::Ready(Ok(()));
             }
         }
-        *this.watch.reader.lock() = Some(cx.waker().clone());
+        {
+            let mut reader = this.watch.reader.lock();
+            if !reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *reader = Some(cx.waker().clone());
+            }
+        }
         let before = buf.filled().len();
         let result = Pin::new(&mut this.io).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {

@@ -25,7 +25,7 @@ pub struct BadModelName {
 impl ModelName {
     /// Checks a decoded name (from a JSON body, say); a leading `models/` is dropped.
     pub fn parse(raw: &str) -> Result<ModelName, BadModelName> {
-        let name = raw.strip_prefix("models/").unwrap_or(raw);
+        let name = bare(raw);
         let valid = !name.is_empty()
             && name.len() <= MAX_LEN
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
@@ -52,10 +52,15 @@ impl fmt::Display for ModelName {
     }
 }
 
+/// A model name without Google's `models/` prefix.
+pub fn bare(name: &str) -> &str {
+    name.strip_prefix("models/").unwrap_or(name)
+}
+
 /// Whether `model` (with or without `models/`) is in `models.hidden`; names compare decoded.
 pub fn is_hidden(models: &ModelsConfig, model: &str) -> bool {
-    let model = model.strip_prefix("models/").unwrap_or(model);
-    models.hidden.iter().any(|h| h.strip_prefix("models/").unwrap_or(h) == model)
+    let model = bare(model);
+    models.hidden.iter().any(|h| bare(h) == model)
 }
 
 /// Applies `models.safety_settings` to a generateContent body: the threshold for every category
@@ -77,7 +82,7 @@ pub fn merge_safety(body: &mut serde_json::Value, threshold: &str) {
 /// `NAME-search` for a model in `models.search_models`: the base model, with the googleSearch tool.
 pub fn search_base<'a>(model: &'a str, search_models: &[String]) -> Option<&'a str> {
     let base = model.strip_suffix("-search")?;
-    search_models.iter().any(|s| s.strip_prefix("models/").unwrap_or(s) == base).then_some(base)
+    search_models.iter().any(|s| bare(s) == base).then_some(base)
 }
 
 pub fn add_search_tool(body: &mut serde_json::Value) {

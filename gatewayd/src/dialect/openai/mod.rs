@@ -39,13 +39,13 @@ pub async fn handle(
         (&Method::GET, "/models") => {
             let list = catalog::upstream_models(state).await?;
             let cfg = state.config.load();
-            Ok(json_ok(&catalog::models_list(&list, &cfg.models.hidden, &cfg.models.search_models)))
+            Ok(json_ok(&catalog::models_list(&list, &cfg.models)))
         }
         (&Method::GET, r) if r.starts_with("/models/") => {
-            let id = r["/models/".len()..].strip_prefix("models/").unwrap_or(&r["/models/".len()..]).to_string();
+            let id = models::bare(&r["/models/".len()..]).to_string();
             let list = catalog::upstream_models(state).await?;
             let cfg = state.config.load();
-            let all = catalog::models_list(&list, &cfg.models.hidden, &cfg.models.search_models);
+            let all = catalog::models_list(&list, &cfg.models);
             match all["data"].as_array().into_iter().flatten().find(|m| m["id"] == id.as_str()) {
                 Some(m) => Ok(json_ok(m)),
                 None => Err(ApiError::NotFound(format!("The model '{id}' does not exist"))),
