@@ -52,11 +52,17 @@ fn resolve(path: &str) -> Route<'_> {
     let via_gemini_alias = native.len() != path.len();
     let v1 = path.strip_prefix("/hf").filter(|p| p.starts_with("/v1/")).unwrap_or(native);
     if let Some(rest) = v1.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
-        let is_method =
-            matches!(gemini::parse(rest), Some(Ok(gemini::Target::Method { .. }) | Err(_))) && rest.contains(':');
+        // `/v1/models/{m}:{method}` is native (a bad name there is the native route's 400);
+        // `/v1/models[/{m}]` is shared by both dialects.
+        let parsed = gemini::parse(rest);
+        let is_method = match &parsed {
+            Some(Ok(gemini::Target::Method { .. })) => true,
+            Some(Err(_)) => rest.contains(':'),
+            _ => false,
+        };
         return match () {
             _ if is_method || via_gemini_alias => Route::Native { version: "v1", rest },
-            _ if gemini::parse(rest).is_some() => Route::SharedModels { rest },
+            _ if parsed.is_some() => Route::SharedModels { rest },
             _ => Route::OpenAi { rest },
         };
     }

@@ -197,14 +197,11 @@ async fn attempt_loop(
         };
         let key = match picked {
             Ok(key) => key,
-            Err(no_key) => match policy.no_key(no_key, model, now) {
-                Next::Wait(until) => {
-                    tokio::time::sleep((until - now).to_std().unwrap_or_default()).await;
-                    continue;
-                }
-                Next::Stop(e) => return Err(e),
-                Next::Attempt => continue,
-            },
+            Err(no_key) => {
+                let until = policy.no_key(no_key, model, now)?;
+                tokio::time::sleep((until - now).to_std().unwrap_or_default()).await;
+                continue;
+            }
         };
         policy.sending(key.id);
         let deadline = Instant::now() + std::time::Duration::from_secs(cfg.upstream.timeout_secs);

@@ -97,19 +97,19 @@ impl Policy {
         }
     }
 
-    /// No key could be picked: wait for the first cooldown to end when that is soon enough,
-    /// otherwise give up with the reason.
-    pub fn no_key(&mut self, no_key: NoKey, model: &str, now: DateTime<Utc>) -> Next {
+    /// No key could be picked: wait until the first cooldown ends (`Ok`) when that is soon
+    /// enough, otherwise give up with the reason (`Err`).
+    pub fn no_key(&mut self, no_key: NoKey, model: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
         match no_key {
             NoKey::AllCooling { reopens } if reopens <= self.wait_until => {
                 let rate_limited = std::mem::take(&mut self.rate_limited);
                 self.tried.retain(|id| !rate_limited.contains(id));
-                Next::Wait(reopens)
+                Ok(reopens)
             }
             NoKey::AllTried { .. } if self.last_was_network && self.last_failure.is_some() => {
-                Next::Stop(self.last_failure.take().unwrap_or_else(|| ApiError::BadGateway(String::new())))
+                Err(self.last_failure.take().unwrap_or_else(|| ApiError::BadGateway(String::new())))
             }
-            other => Next::Stop(no_key_error(other, model, now, self.last_failure.take())),
+            other => Err(no_key_error(other, model, now, self.last_failure.take())),
         }
     }
 
@@ -252,11 +252,11 @@ mod tests {
         waits.after(1, &rate_limited(), || upstream(429));
         waits.sending(2);
         waits.after(2, &Outcome::Transient("503".into()), || upstream(503));
-        assert!(matches!(waits.no_key(NoKey::AllCooling { reopens }, "m", now()), Next::Wait(t) if t == reopens));
+        assert!(matches!(waits.no_key(NoKey::AllCooling { reopens }, "m", now()), Ok(t) if t == reopens));
         assert_eq!(waits.tried(), &[2], "the rate-limited key may be tried again after the wait");
         let mut refuses = Policy::new(3, now(), false);
         match refuses.no_key(NoKey::AllCooling { reopens }, "m", now()) {
-            Next::Stop(ApiError::NoKey { status, retry_after_secs, .. }) => {
+            Err(ApiError::NoKey { status, retry_after_secs, .. }) => {
                 assert_eq!((status, retry_after_secs), (StatusCode::TOO_MANY_REQUESTS, Some(5)));
             }
             other => panic!("{other:?}"),
@@ -268,7 +268,7 @@ mod tests {
         let far = now() + Duration::days(400);
         let midnight = crate::outcome::next_pacific_midnight(now());
         match Policy::new(3, now(), false).no_key(NoKey::AllCooling { reopens: far }, "m", now()) {
-            Next::Stop(ApiError::NoKey { retry_after_secs: Some(secs), .. }) => {
+            Err(ApiError::NoKey { retry_after_secs: Some(secs), .. }) => {
                 assert_eq!(secs as i64, (midnight - now()).num_seconds());
             }
             other => panic!("{other:?}"),
@@ -281,7 +281,7 @@ mod tests {
         p.sending(1);
         p.after(1, &Outcome::Transient("x".into()), || ApiError::BadGateway("connection refused".into()));
         match p.no_key(NoKey::AllTried { tried: 1 }, "m", now()) {
-            Next::Stop(e) => {
+            Err(e) => {
                 assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
                 assert!(e.message().contains("last failure: 502"), "{}", e.message());
                 assert!(e.message().contains("connection refused"), "{}", e.message());
@@ -318,7 +318,7 @@ mod tests {
             });
         }
         match p.no_key(NoKey::AllTried { tried: 2 }, "m", now()) {
-            Next::Stop(e) => {
+            Err(e) => {
                 assert_eq!((e.status(), e.message().contains("cannot connect")), (StatusCode::BAD_GATEWAY, true))
             }
             other => panic!("{other:?}"),
