@@ -1,4 +1,5 @@
--- gemini-gateway schema, version 1 (PRAGMA user_version = 1).
+-- gemini-gateway schema, the current version (PRAGMA user_version; gatewayd/src/store/mod.rs
+-- migrates older databases to it).
 -- Times are INTEGER milliseconds since the Unix epoch, UTC.
 
 -- Every Gemini key in the pool. `state` is the operator/health state; "cooling" is derived from
@@ -11,7 +12,9 @@ CREATE TABLE keys (
     last_error     TEXT,
     invalid_reason TEXT,
     added_at       INTEGER NOT NULL,
-    updated_at     INTEGER NOT NULL
+    updated_at     INTEGER NOT NULL,
+    -- When an upstream attempt last used the key, written with the request log.
+    last_used      INTEGER
 );
 
 -- A rate-limited key rests for one model until a time, for a reason (rpm, tpm, rpd, unknown).
@@ -87,3 +90,31 @@ CREATE TABLE error_log (
     request_body TEXT
 );
 CREATE INDEX error_log_ts ON error_log (ts);
+
+-- Per-minute (span 1) and per-hour (span 60) rollups of request_log (gatewayd/src/store/rollup.rs),
+-- written in the same transaction, so keys list, stats and status never scan the raw log.
+-- start = minutes since the epoch; key_id 0 = no key, model '' = no model; latency is a
+-- histogram (varint bucket/count pairs).
+CREATE TABLE request_rollup (
+    span              INTEGER NOT NULL,
+    start             INTEGER NOT NULL,
+    key_id            INTEGER NOT NULL,
+    model             TEXT    NOT NULL,
+    requests          INTEGER NOT NULL,
+    errors            INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency           BLOB    NOT NULL,
+    PRIMARY KEY (span, start, key_id, model)
+) WITHOUT ROWID;
+
+-- Upstream attempts per key per span (counted in their request's minute), for requests_24h and
+-- errors_24h.
+CREATE TABLE attempt_rollup (
+    span     INTEGER NOT NULL,
+    start    INTEGER NOT NULL,
+    key_id   INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed   INTEGER NOT NULL,
+    PRIMARY KEY (span, start, key_id)
+) WITHOUT ROWID;

@@ -148,8 +148,7 @@ pub(super) async fn stats(state: &Arc<State>, q: &(dyn Fn(&str) -> Option<String
     let groups = blocking(move || store.stats(by, since)).await?;
     let rows: Vec<api::StatsRow> = groups
         .into_iter()
-        .map(|mut g| {
-            g.latencies.sort_unstable();
+        .map(|g| {
             // By key, the group is the key's text unless the key is gone (`#id`) or absent.
             let name = match by {
                 StatsBy::Key if !g.name.starts_with('#') && g.name != "(none)" => shared::redact(&g.name),
@@ -161,33 +160,10 @@ pub(super) async fn stats(state: &Arc<State>, q: &(dyn Fn(&str) -> Option<String
                 errors: g.errors,
                 prompt_tokens: g.prompt_tokens,
                 completion_tokens: g.completion_tokens,
-                p50_ms: percentile(&g.latencies, 50),
-                p95_ms: percentile(&g.latencies, 95),
+                p50_ms: g.latencies.percentile(50),
+                p95_ms: g.latencies.percentile(95),
             }
         })
         .collect();
     Ok(ok(&rows))
-}
-
-/// Nearest-rank percentile of sorted values.
-pub fn percentile(sorted: &[u64], p: u64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (p as usize * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn percentiles_by_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!((percentile(&v, 50), percentile(&v, 95)), (50, 95));
-        assert_eq!(percentile(&[7], 95), 7);
-        assert_eq!(percentile(&[], 50), 0);
-        assert_eq!(percentile(&[1, 2, 3], 50), 2);
-    }
 }

@@ -140,21 +140,35 @@ impl Store {
         Ok(())
     }
 
+    /// Upstream attempts per key since a time (rollup::window says which rows answer) and when
+    /// each key was last used.
     pub fn key_usage(&self, since: DateTime<Utc>) -> Result<BTreeMap<i64, KeyUsage>> {
         let c = self.conn()?;
+        let w = super::rollup::window(since);
         let mut out: BTreeMap<i64, KeyUsage> = BTreeMap::new();
-        let mut stmt = c.prepare(
-            "SELECT key_id, COUNT(*), SUM(CASE WHEN ok THEN 0 ELSE 1 END) FROM attempt_log WHERE ts >= ?1 GROUP BY key_id",
+        let mut whole = c.prepare_cached(
+            "SELECT key_id, SUM(attempts), SUM(failed) FROM attempt_rollup
+             WHERE span = ?1 AND start >= ?2 AND start < ?3 GROUP BY key_id",
         )?;
-        let rows =
-            stmt.query_map([ms(since)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?)))?;
-        for row in rows {
-            let (id, requests, errors) = row?;
-            let u = out.entry(id).or_default();
-            u.requests = requests;
-            u.errors = errors;
+        let mut part = c.prepare_cached(
+            "SELECT a.key_id, COUNT(*), SUM(CASE WHEN a.ok THEN 0 ELSE 1 END)
+             FROM request_log r JOIN attempt_log a ON a.request_id = r.id
+             WHERE r.ts >= ?1 AND r.ts < ?2 GROUP BY a.key_id",
+        )?;
+        let read = |r: &rusqlite::Row| Ok((r.get::<_, i64>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?));
+        let mut rows: Vec<(i64, u64, u64)> =
+            part.query_map([w.raw.0, w.raw.1], read)?.collect::<rusqlite::Result<_>>()?;
+        for (span, from, to) in w.rollups {
+            for row in whole.query_map([span, from, to], read)? {
+                rows.push(row?);
+            }
         }
-        let mut stmt = c.prepare("SELECT key_id, MAX(ts) FROM attempt_log GROUP BY key_id")?;
+        for (id, requests, errors) in rows {
+            let u = out.entry(id).or_default();
+            u.requests += requests;
+            u.errors += errors;
+        }
+        let mut stmt = c.prepare_cached("SELECT id, last_used FROM keys WHERE last_used IS NOT NULL")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
             let (id, last) = row?;

@@ -1,10 +1,11 @@
 //! The request and error logs: batched inserts, filtered reads, stats and retention.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
+use super::rollup::{self, Batch, Latencies, Totals};
 use super::{Result, Store, from_ms, ms};
 use crate::record::{ErrorRecord, RequestRecord};
 
@@ -45,7 +46,25 @@ pub struct StatsGroup {
     pub errors: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
-    pub latencies: Vec<u64>,
+    pub latencies: Latencies,
+}
+
+/// Stats totals summed per key id or per model as rows are read.
+struct Groups {
+    by: StatsBy,
+    by_key: HashMap<i64, Totals>,
+    by_model: HashMap<String, Totals>,
+}
+
+impl Groups {
+    fn slot(&mut self, key: i64, model: &str) -> &mut Totals {
+        match self.by {
+            StatsBy::Key => self.by_key.entry(key).or_default(),
+            // Looked up by &str first: the model is copied once per group, not once per row.
+            StatsBy::Model if !self.by_model.contains_key(model) => self.by_model.entry(model.into()).or_default(),
+            StatsBy::Model => self.by_model.get_mut(model).expect("present"),
+        }
+    }
 }
 
 impl Store {
@@ -92,6 +111,9 @@ impl Store {
                 error_ids.push(tx.last_insert_rowid());
             }
         }
+        let mut batch = Batch::default();
+        requests.iter().for_each(|r| batch.add(r));
+        batch.write(&tx)?;
         tx.commit()?;
         Ok((ids, error_ids))
     }
@@ -162,57 +184,87 @@ impl Store {
         Ok(out)
     }
 
+    /// Requests since a time (rollup::window says which rows answer).
     pub fn count_requests_since(&self, since: DateTime<Utc>) -> Result<u64> {
-        Ok(self.conn()?.query_row("SELECT COUNT(*) FROM request_log WHERE ts >= ?1", [ms(since)], |r| r.get(0))?)
+        let w = rollup::window(since);
+        let c = self.conn()?;
+        let mut total: u64 = c
+            .prepare_cached("SELECT COUNT(*) FROM request_log WHERE ts >= ?1 AND ts < ?2")?
+            .query_row([w.raw.0, w.raw.1], |r| r.get(0))?;
+        let mut whole = c.prepare_cached(
+            "SELECT COALESCE(SUM(requests), 0) FROM request_rollup WHERE span = ?1 AND start >= ?2 AND start < ?3",
+        )?;
+        for (span, from, to) in w.rollups {
+            total += whole.query_row([span, from, to], |r| r.get::<_, u64>(0))?;
+        }
+        Ok(total)
     }
 
-    /// Requests grouped by key (final key of the request) or model since a time, with latencies
-    /// for percentiles.
+    /// Requests grouped by key (final key of the request) or model since a time, with a latency
+    /// histogram for percentiles. Reads the rollups, and the raw log for the first part-minute.
     pub fn stats(&self, by: StatsBy, since: DateTime<Utc>) -> Result<Vec<StatsGroup>> {
         let c = self.conn()?;
-        let group = match by {
-            StatsBy::Key => "COALESCE(k.key, CASE WHEN r.key_id IS NULL THEN '(none)' ELSE '#' || r.key_id END)",
-            StatsBy::Model => "COALESCE(r.model, '(none)')",
-        };
-        let sql = format!(
-            "SELECT {group}, r.status, r.latency_ms, COALESCE(r.prompt_tokens, 0), COALESCE(r.completion_tokens, 0)
-             FROM request_log r LEFT JOIN keys k ON k.id = r.key_id WHERE r.ts >= ?1"
-        );
-        let mut stmt = c.prepare(&sql)?;
-        let rows = stmt.query_map([ms(since)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, u16>(1)?,
-                r.get::<_, u64>(2)?,
-                r.get::<_, u64>(3)?,
-                r.get::<_, u64>(4)?,
-            ))
-        })?;
-        let mut groups: BTreeMap<String, StatsGroup> = BTreeMap::new();
-        for row in rows {
-            let (name, status, latency, pt, ct) = row?;
-            let g = groups.entry(name.clone()).or_insert_with(|| StatsGroup {
-                name,
-                requests: 0,
-                errors: 0,
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                latencies: Vec::new(),
-            });
-            g.requests += 1;
-            if status >= 400 {
-                g.errors += 1;
+        let w = rollup::window(since);
+        let mut groups = Groups { by, by_key: HashMap::new(), by_model: HashMap::new() };
+        let mut stmt = c.prepare_cached(
+            "SELECT key_id, model, requests, errors, prompt_tokens, completion_tokens, latency
+             FROM request_rollup WHERE span = ?1 AND start >= ?2 AND start < ?3",
+        )?;
+        for (span, from, to) in w.rollups {
+            let mut rows = stmt.query([span, from, to])?;
+            while let Some(r) = rows.next()? {
+                let t = groups.slot(r.get(0)?, r.get_ref(1)?.as_str()?);
+                t.requests += r.get::<_, u64>(2)?;
+                t.errors += r.get::<_, u64>(3)?;
+                t.prompt_tokens += r.get::<_, u64>(4)?;
+                t.completion_tokens += r.get::<_, u64>(5)?;
+                t.latencies.merge_encoded(r.get_ref(6)?.as_blob()?);
             }
-            g.prompt_tokens += pt;
-            g.completion_tokens += ct;
-            g.latencies.push(latency);
         }
-        Ok(groups.into_values().collect())
+        let mut raw = c.prepare_cached(
+            "SELECT COALESCE(key_id, 0), COALESCE(model, ''), status, latency_ms, prompt_tokens, completion_tokens
+             FROM request_log WHERE ts >= ?1 AND ts < ?2",
+        )?;
+        let mut rows = raw.query([w.raw.0, w.raw.1])?;
+        while let Some(r) = rows.next()? {
+            groups.slot(r.get(0)?, r.get_ref(1)?.as_str()?).add(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+        }
+        let mut names = c.prepare_cached("SELECT key FROM keys WHERE id = ?1")?;
+        let mut named: BTreeMap<String, Totals> = BTreeMap::new();
+        for (key, t) in groups.by_key {
+            let name = match key {
+                0 => "(none)".to_string(),
+                _ => names.query_row([key], |r| r.get(0)).optional()?.unwrap_or_else(|| format!("#{key}")),
+            };
+            named.entry(name).or_default().merge(&t);
+        }
+        for (model, t) in groups.by_model {
+            let name = if model.is_empty() { "(none)".to_string() } else { model };
+            named.entry(name).or_default().merge(&t);
+        }
+        Ok(named
+            .into_iter()
+            .map(|(name, t)| StatsGroup {
+                name,
+                requests: t.requests,
+                errors: t.errors,
+                prompt_tokens: t.prompt_tokens,
+                completion_tokens: t.completion_tokens,
+                latencies: t.latencies,
+            })
+            .collect())
     }
 
     /// Deletes up to `batch` request-log rows older than `before`; returns how many went. Callers
     /// loop, so the database is never held for long.
     pub fn delete_old_requests(&self, before: DateTime<Utc>, batch: u32) -> Result<usize> {
+        // The rollups of spans wholly before the cut go with them (a few rows per minute).
+        let c = self.conn()?;
+        let minute = ms(before).div_euclid(60_000);
+        for table in ["request_rollup", "attempt_rollup"] {
+            c.execute(&format!("DELETE FROM {table} WHERE start + span <= ?1"), [minute])?;
+        }
+        drop(c);
         Ok(self.conn()?.execute(
             "DELETE FROM request_log WHERE id IN (SELECT id FROM request_log WHERE ts < ?1 ORDER BY id LIMIT ?2)",
             params![ms(before), batch],
@@ -225,4 +277,39 @@ impl Store {
             params![ms(before), batch],
         )?)
     }
+}
+
+/// Fills the rollups and `keys.last_used` from an existing log (the schema-4 migration); returns
+/// how many request rows it read.
+pub(super) fn backfill_rollups(tx: &rusqlite::Transaction) -> Result<u64> {
+    tx.execute_batch(
+        "ALTER TABLE keys ADD COLUMN last_used INTEGER;
+         CREATE TABLE request_rollup (span INTEGER NOT NULL, start INTEGER NOT NULL, key_id INTEGER NOT NULL,
+             model TEXT NOT NULL, requests INTEGER NOT NULL, errors INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,
+             completion_tokens INTEGER NOT NULL, latency BLOB NOT NULL, PRIMARY KEY (span, start, key_id, model)) WITHOUT ROWID;
+         CREATE TABLE attempt_rollup (span INTEGER NOT NULL, start INTEGER NOT NULL, key_id INTEGER NOT NULL,
+             attempts INTEGER NOT NULL, failed INTEGER NOT NULL, PRIMARY KEY (span, start, key_id)) WITHOUT ROWID;
+         INSERT INTO attempt_rollup (span, start, key_id, attempts, failed)
+             SELECT s.span, r.ts / 60000 / s.span * s.span, a.key_id, COUNT(*), SUM(CASE WHEN a.ok THEN 0 ELSE 1 END)
+             FROM attempt_log a JOIN request_log r ON r.id = a.request_id, (SELECT 1 AS span UNION ALL SELECT 60) s
+             GROUP BY 1, 2, 3;
+         UPDATE keys SET last_used = (SELECT MAX(ts) FROM attempt_log WHERE key_id = keys.id);",
+    )?;
+    let mut batch = Batch::default();
+    let mut n = 0;
+    {
+        let mut stmt = tx.prepare(
+            "SELECT ts, COALESCE(key_id, 0), COALESCE(model, ''), status, latency_ms, prompt_tokens, completion_tokens
+             FROM request_log",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let mut t = Totals::default();
+            t.add(r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?);
+            batch.add_totals(r.get::<_, i64>(0)?.div_euclid(60_000), r.get(1)?, r.get_ref(2)?.as_str()?, &t);
+            n += 1;
+        }
+    }
+    batch.write(tx)?;
+    Ok(n)
 }

@@ -4,6 +4,7 @@
 
 mod keys;
 mod logs;
+mod rollup;
 mod settings;
 
 use std::path::Path;
@@ -13,17 +14,21 @@ use r2d2_sqlite::SqliteConnectionManager;
 
 pub use self::keys::{KeyRow, KeyUsage};
 pub use self::logs::{LogFilter, StatsBy, StatsGroup, StoredError, StoredRequest};
+pub use self::rollup::Latencies;
 
 const SCHEMA: &str = include_str!("../../../schema.sql");
 /// 1: the first schema. 2: transient failures no longer invalidate keys; keys that version 1 set
 /// `invalid` only for counted transient failures are returned to rotation. 3: `key_history`
-/// keeps only a hash of each key.
-const SCHEMA_VERSION: i64 = 3;
+/// keeps only a hash of each key. 4: per-minute and per-hour rollups of the request log and `keys.last_used`,
+/// filled from the existing log.
+const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database value: {0}")]
+    Value(#[from] rusqlite::types::FromSqlError),
     #[error("database pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("database file {path}: {source}")]
@@ -173,6 +178,14 @@ impl Store {
                 clear.len()
             );
         }
+        let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version == 3 {
+            let tx = c.transaction()?;
+            let rows = logs::backfill_rollups(&tx)?;
+            tx.pragma_update(None, "user_version", 4)?;
+            tx.commit()?;
+            tracing::info!("migrated the database to schema 4: rollups of {rows} request-log row(s)");
+        }
         Ok(())
     }
 
@@ -244,6 +257,7 @@ mod tests {
             .map(|(k, r)| (k.id, Health::restored(KeyState::Invalid, 3, Default::default(), r.map(String::from))))
             .collect();
         s.save_health(&updates, now).unwrap();
+        downgrade_to_3(&s);
         s.conn().unwrap().pragma_update(None, "user_version", 1).unwrap();
         drop(s);
         let s = Store::open(&path).unwrap();
@@ -314,5 +328,111 @@ mod tests {
         assert_eq!(s.count_requests_since(old).unwrap(), 1);
         let stats = s.stats(StatsBy::Model, old).unwrap();
         assert_eq!((stats[0].requests, stats[0].prompt_tokens), (1, 3));
+    }
+
+    /// Takes away what schema 4 added, as a database written by an older gatewayd lacks it.
+    fn downgrade_to_3(s: &Store) {
+        s.conn()
+            .unwrap()
+            .execute_batch(
+                "DROP TABLE request_rollup; DROP TABLE attempt_rollup; ALTER TABLE keys DROP COLUMN last_used;
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+    }
+
+    fn logged(ts: DateTime<Utc>, key: i64, model: &str, status: u16, latency_ms: u64) -> RequestRecord {
+        let ok = status < 400;
+        RequestRecord {
+            model: Some(model.into()),
+            key_id: Some(key),
+            status,
+            latency_ms,
+            attempts: vec![AttemptRecord { ts, key_id: key, status: Some(status), ok, latency_ms, word: None }],
+            attempt_count: 1,
+            prompt_tokens: Some(10),
+            completion_tokens: Some(1),
+            ..RequestRecord::bare(ts, "generateContent")
+        }
+    }
+
+    /// Counts, stats and key usage read hour and minute rollups and the raw log for the first
+    /// part-minute, and agree exactly with a scan of the raw log, whatever the window (the
+    /// records span 2.4 hours from minute 13 of an hour).
+    #[test]
+    fn rollups_answer_windows_exactly() {
+        let (_d, s) = store();
+        let (added, _) = s.add_keys(&["k-one-1234".into(), "k-two-1234".into()], false, Utc::now()).unwrap();
+        let (a, b) = (added[0].id, added[1].id);
+        let base = from_ms(1_700_000_000_000 / 60_000 * 60_000);
+        let mut recs = Vec::new();
+        for i in 0..300i64 {
+            let ts = base + chrono::Duration::seconds(i * 29);
+            let key = if i % 3 == 0 { b } else { a };
+            let model = if i % 2 == 0 { "m-even" } else { "m-odd" };
+            recs.push(logged(ts, key, model, if i % 5 == 0 { 429 } else { 200 }, (i as u64) % 40 + 1));
+        }
+        // Written in several batches, so rows of one minute are merged across commits.
+        for chunk in recs.chunks(37) {
+            s.insert_logs(chunk, &[]).unwrap();
+        }
+        for since_s in [0i64, 1, 59, 60, 61, 333, 1000, 2820, 2821, 6419, 6421, 8000, 8671, 8672] {
+            let since = base + chrono::Duration::seconds(since_s);
+            let inside: Vec<&RequestRecord> = recs.iter().filter(|r| r.ts >= since).collect();
+            assert_eq!(s.count_requests_since(since).unwrap(), inside.len() as u64, "since +{since_s}s");
+            let usage = s.key_usage(since).unwrap();
+            for key in [a, b] {
+                let mine: Vec<_> = inside.iter().filter(|r| r.key_id == Some(key)).collect();
+                let u = usage.get(&key).cloned().unwrap_or_default();
+                assert_eq!(u.requests, mine.len() as u64, "key {key} since +{since_s}s");
+                assert_eq!(u.errors, mine.iter().filter(|r| r.status >= 400).count() as u64);
+            }
+            let by_model = s.stats(StatsBy::Model, since).unwrap();
+            for g in &by_model {
+                let mine: Vec<_> = inside.iter().filter(|r| r.model.as_deref() == Some(g.name.as_str())).collect();
+                assert_eq!(g.requests, mine.len() as u64);
+                assert_eq!(g.errors, mine.iter().filter(|r| r.status >= 400).count() as u64);
+                assert_eq!(g.prompt_tokens, 10 * mine.len() as u64);
+                let mut lat: Vec<u64> = mine.iter().map(|r| r.latency_ms).collect();
+                lat.sort_unstable();
+                let rank = (50 * lat.len()).div_ceil(100).max(1);
+                assert_eq!(g.latencies.percentile(50), lat[rank - 1], "latencies under 32 ms are exact");
+            }
+            assert_eq!(by_model.iter().map(|g| g.requests).sum::<u64>(), inside.len() as u64);
+        }
+        let last = recs.iter().map(|r| r.ts).max().unwrap();
+        let usage = s.key_usage(base).unwrap();
+        assert_eq!(usage[&a].last_used.map(ms), Some(ms(last)));
+        assert_eq!(usage[&b].last_used.map(ms), Some(ms(last - chrono::Duration::seconds(58))));
+        // By key: the key's text, or `#id` once the key is gone.
+        s.remove_keys(&[b]).unwrap();
+        let names: Vec<String> = s.stats(StatsBy::Key, base).unwrap().into_iter().map(|g| g.name).collect();
+        assert_eq!(names, vec![format!("#{b}"), "k-one-1234".to_string()]);
+        // Retention takes the rollups of the spans it cleared (an hour's only once it is all gone).
+        s.delete_old_requests(last + chrono::Duration::minutes(1), 1000).unwrap();
+        s.delete_old_requests(last + chrono::Duration::hours(1), 1000).unwrap();
+        assert_eq!(s.count_requests_since(base).unwrap(), 0);
+        assert!(s.stats(StatsBy::Model, base).unwrap().is_empty());
+    }
+
+    /// A schema-3 database (no rollups) gets them filled from its log on open.
+    #[test]
+    fn migration_fills_the_rollups_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let s = Store::open(&path).unwrap();
+        let (added, _) = s.add_keys(&["k-one-1234".into()], false, Utc::now()).unwrap();
+        let now = from_ms(ms(Utc::now()));
+        let recs: Vec<RequestRecord> =
+            (0..50).map(|i| logged(now - chrono::Duration::minutes(i), added[0].id, "m", 200, 5)).collect();
+        s.insert_logs(&recs, &[]).unwrap();
+        downgrade_to_3(&s);
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        let since = now - chrono::Duration::hours(1);
+        assert_eq!(s.count_requests_since(since).unwrap(), 50);
+        let u = &s.key_usage(since).unwrap()[&added[0].id];
+        assert_eq!((u.requests, u.last_used.map(ms)), (50, Some(ms(now))));
+        assert_eq!(s.stats(StatsBy::Model, since).unwrap()[0].latencies.percentile(95), 5);
     }
 }
