@@ -298,6 +298,7 @@ def held_streams(proc, port, path, n, settle):
     held = proc.status("VmRSS")
     for _, w in conns:
         w.transport.abort()
+    loop.run_until_complete(asyncio.sleep(1))  # abort() closes the socket on the loop's next turn
     loop.close()
     time.sleep(settle)
     after = proc.status("VmRSS")
@@ -351,6 +352,7 @@ def main():
     ap.add_argument("--secs", type=int, default=5)
     ap.add_argument("--streams", type=int, default=2000)
     ap.add_argument("--log-rows", type=int, default=10_000_000)
+    ap.add_argument("--only", default="cells,large,held,logs", help="sections to run (BENCH.md needs all)")
     a = ap.parse_args()
     if a.smoke:
         a.reps, a.secs, a.streams, a.log_rows = 1, 1, 100, 0
@@ -372,42 +374,46 @@ def main():
             gw_port, slow_gw_port = free_port(), free_port()
             gw = start_gateway(d, f"{bin_dir}/gatewayd", "gateway", up_port, gw_port)
             started.append(gw)
-            # Warm-up: connections, caches, the log writer.
-            for _, (gpath, gbody, npath, expect) in SCENARIOS.items():
-                wrk(d, gw_port, gpath, gbody, expect, 8, 1)
-            results = {}
-            for rep in range(a.reps):
-                for name, (gpath, gbody, npath, expect) in {**SCENARIOS, **LONG}.items():
-                    for conns in ([1, 64] if name in SCENARIOS else [64]):
-                        for target, proc, port, path, body, want in (
-                                ("direct", up, up_port, npath, NATIVE_BODY, TEXT),
-                                ("nginx", hop, hop_port, npath, NATIVE_BODY, TEXT),
-                                ("gateway", gw, gw_port, gpath, gbody, expect)):
-                            r = cell(d, proc, port, path, body, want, conns, a.secs)
-                            if r["bad"] or r["errors"] or not r["requests"]:
-                                failed.append(f"{name} c={conns} {target}: {r}")
-                            results.setdefault((name, conns, target), []).append(r)
-                print(f"repetition {rep + 1}/{a.reps} done", file=sys.stderr)
-            status = json.loads(gbctl(bin_dir, f"{d}/gateway.sock", "-o", "json", "status"))
-            time.sleep(1)
-            rows = sqlite3.connect(f"file:{d}/gateway.db?mode=ro", uri=True).execute(
-                "SELECT COUNT(*) FROM request_log").fetchone()[0]
-            sent = sum(r["requests"] for (_, _, t), rs in results.items() if t == "gateway" for r in rs)
-            large = large_body(gw, gw_port, 31.5 if not a.smoke else 2)
+            results, status, rows, sent, large, held, scale = {}, None, 0, 0, None, None, None
+            if "cells" in a.only:
+                # Warm-up: connections, caches, the log writer.
+                for _, (gpath, gbody, npath, expect) in SCENARIOS.items():
+                    wrk(d, gw_port, gpath, gbody, expect, 8, 1)
+                for rep in range(a.reps):
+                    for name, (gpath, gbody, npath, expect) in {**SCENARIOS, **LONG}.items():
+                        for conns in ([1, 64] if name in SCENARIOS else [64]):
+                            for target, proc, port, path, body, want in (
+                                    ("direct", up, up_port, npath, NATIVE_BODY, TEXT),
+                                    ("nginx", hop, hop_port, npath, NATIVE_BODY, TEXT),
+                                    ("gateway", gw, gw_port, gpath, gbody, expect)):
+                                r = cell(d, proc, port, path, body, want, conns, a.secs)
+                                if r["bad"] or r["errors"] or not r["requests"]:
+                                    failed.append(f"{name} c={conns} {target}: {r}")
+                                results.setdefault((name, conns, target), []).append(r)
+                    print(f"repetition {rep + 1}/{a.reps} done", file=sys.stderr)
+                status = json.loads(gbctl(bin_dir, f"{d}/gateway.sock", "-o", "json", "status"))
+                time.sleep(1)
+                rows = sqlite3.connect(f"file:{d}/gateway.db?mode=ro", uri=True).execute(
+                    "SELECT COUNT(*) FROM request_log").fetchone()[0]
+                sent = sum(r["requests"] for (_, _, t), rs in results.items() if t == "gateway" for r in rs)
+            if "large" in a.only:
+                large = large_body(gw, gw_port, 31.5 if not a.smoke else 2)
             gw.stop()
-            slow_gw = start_gateway(d, f"{bin_dir}/gatewayd", "slow", slow_port, slow_gw_port)
-            started.append(slow_gw)
-            settle = 60 if not a.smoke else 2
-            held = {"gateway": held_streams(slow_gw, slow_gw_port, SSE, a.streams, settle),
-                    "nginx": held_streams(hop, slow_hop_port, SSE, a.streams, settle)}
-            slow_gw.stop()
-            scale = log_scale(bin_dir, a.log_rows, d) if a.log_rows else None
+            if "held" in a.only:
+                slow_gw = start_gateway(d, f"{bin_dir}/gatewayd", "slow", slow_port, slow_gw_port)
+                started.append(slow_gw)
+                settle = 60 if not a.smoke else 2
+                held = {"gateway": held_streams(slow_gw, slow_gw_port, SSE, a.streams, settle),
+                        "nginx": held_streams(hop, slow_hop_port, SSE, a.streams, settle)}
+                slow_gw.stop()
+            if "logs" in a.only and a.log_rows:
+                scale = log_scale(bin_dir, a.log_rows, d)
         finally:
             for p in started:
                 p.stop()
     report = render(a, results, status, rows, sent, large, held, scale, failed)
     print(report)
-    if not a.smoke:
+    if not a.smoke and a.only == ap.get_default("only"):
         with open(os.path.join(ROOT, "BENCH.md"), "w") as f:
             f.write(report)
     if failed:
@@ -431,6 +437,26 @@ def render(a, results, status, rows, sent, large, held, scale, failed):
            "becomes. CPU is the server's own run time per request (all its threads or workers).\n"]
     if failed:
         out.append("**This run FAILED its response checks:** " + "; ".join(failed) + "\n")
+    if results:
+        out += cells(results, status, rows, sent)
+    if held:
+        out += held_table(a, held)
+    if large:
+        out.append(f"\n## Large body\n\nOne {large['mb']:.1f} MB chat-completions body (1,000 30 KB messages): gateway "
+                   f"RSS {large['idle'] / 1024:.0f} MiB before, peak {large['peak'] / 1024:.0f} MiB.\n")
+    if scale:
+        fill, times = scale
+        out.append(f"## Request log at scale\n\n`cargo bench -p gatewayd --bench logscale` ({a.log_rows:,} rows over "
+                   "24 h, 50 keys, 4 models):\n\n```\n" + fill + "\n```\n")
+        out.append("Against a gatewayd on that database, median of 5:\n")
+        out.append("| command | ms |\n|---|---|")
+        for k, v in times.items():
+            out.append(f"| `{k}` | {v:.0f} |")
+    return "\n".join(out) + "\n"
+
+
+def cells(results, status, rows, sent):
+    out = []
     out.append("| scenario | c | direct req/s | nginx req/s | gateway req/s | gw/direct | gw/nginx | p50 µs direct / nginx / gw "
                "| p99 µs direct / nginx / gw | CPU µs/req nginx / gw | peak RSS MiB gw |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -457,24 +483,18 @@ def render(a, results, status, rows, sent, large, held, scale, failed):
                f"{ev['native']:.2f} µs, translated (chat) {ev['chat']:.2f} µs.")
     out.append(f"Request log: {sent:,} requests completed by wrk, {rows:,} rows written (cut requests at each "
                f"cell's end are logged too), {status['logs_dropped']} dropped.\n")
-    out.append(f"## Held streams\n\n{a.streams} slow streams (nginx `limit_rate`) open at once, then closed by the "
-               f"client; RSS a {'minute' if not a.smoke else 'moment'} after they close.\n")
+    return out
+
+
+def held_table(a, held):
+    out = [f"## Held streams\n\n{a.streams} slow streams (nginx `limit_rate`) open at once, then closed by the "
+           f"client; RSS a {'minute' if not a.smoke else 'moment'} after they close.\n"]
     out.append("| server | idle RSS MiB | with streams MiB | per stream KiB | after close MiB |")
     out.append("|---|---|---|---|---|")
     for k, h in held.items():
         out.append(f"| {k} | {h['idle'] / 1024:.1f} | {h['held'] / 1024:.1f} | {h['per_stream']:.1f} | "
                    f"{h['after'] / 1024:.1f} |")
-    out.append(f"\n## Large body\n\nOne {large['mb']:.1f} MB chat-completions body (1,000 30 KB messages): gateway "
-               f"RSS {large['idle'] / 1024:.0f} MiB before, peak {large['peak'] / 1024:.0f} MiB.\n")
-    if scale:
-        fill, times = scale
-        out.append(f"## Request log at scale\n\n`cargo bench -p gatewayd --bench logscale` ({a.log_rows:,} rows over "
-                   "24 h, 50 keys, 4 models):\n\n```\n" + fill + "\n```\n")
-        out.append("Against a gatewayd on that database, median of 5:\n")
-        out.append("| command | ms |\n|---|---|")
-        for k, v in times.items():
-            out.append(f"| `{k}` | {v:.0f} |")
-    return "\n".join(out) + "\n"
+    return out
 
 
 if __name__ == "__main__":

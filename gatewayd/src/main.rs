@@ -12,6 +12,11 @@ use gatewayd::config::{ConfigError, EX_CONFIG, Layers};
 use gatewayd::server::{Listeners, SocketError, bind_admin_socket};
 use gatewayd::{BootError, Daemon};
 
+/// jemalloc, chosen by measurement (BENCH.md): it gives memory back after a burst of streams,
+/// where glibc malloc kept the peak, and holds less per open stream.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "gatewayd", version, about = "Pools Gemini API keys behind one endpoint", long_about = None)]
 struct Cli {
@@ -119,6 +124,12 @@ async fn serve(layers: Layers) -> ExitCode {
         eprintln!("gatewayd: generated client token: {token} (shown only now; used while auth.tokens is empty)");
     }
     raise_open_file_limit();
+    // A background thread returns freed pages to the system on jemalloc's decay clock (10 s)
+    // even while the daemon idles; without it, purging waits for allocator activity and a burst
+    // of streams would leave its peak resident.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!("jemalloc background thread not started: {e}");
+    }
     daemon.run_until(listeners, shutdown, force).await;
     ExitCode::SUCCESS
 }

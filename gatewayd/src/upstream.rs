@@ -298,7 +298,13 @@ fn build(settings: &ClientSettings) -> Result<HttpsClient, String> {
         .enable_http1()
         .enable_http2()
         .wrap_connector(outbound);
-    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https))
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        // Reads of exactly 8 KiB: hyper's adaptive buffer doubles to 16 KiB on a connection's
+        // second read, and a held stream keeps it. 8 KiB is also nginx's cap on an upstream's
+        // response head (proxy_buffer_size), far above Google's.
+        .http1_read_buf_exact_size(8192)
+        .build(https))
 }
 
 fn strip_userinfo(uri: &Uri) -> Result<Uri, String> {

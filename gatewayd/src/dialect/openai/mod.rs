@@ -69,7 +69,12 @@ fn created() -> i64 {
 }
 
 async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, ApiError> {
+    // Each stage frees what it read before the next one builds, so a large body is held at most
+    // twice (raw and parsed, parsed and translated, translated and serialized), never all at once
+    // for the whole request.
     let req = parse_json(&body)?;
+    let size_hint = body.len();
+    drop(body);
     let urls = chat::remote_image_urls(&req);
     let fetched = image_fetch::fetch_all(state, &urls)
         .await
@@ -83,9 +88,12 @@ async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Re
         images: Some(&images),
     };
     let chat = chat::chat_request(&req, &opts).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    drop(req);
     refuse_hidden(&cfg, &chat.upstream_model, &chat.model)?;
     let method = if chat.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
-    let (plan, out) = gemini_call("chat.completions", &chat.upstream_model, method, headers, &chat.body, chat.stream);
+    let (plan, out) =
+        gemini_call("chat.completions", &chat.upstream_model, method, headers, (&chat.body, size_hint), chat.stream);
+    drop(chat.body);
     let render = Chat { model: chat.model, include_usage: chat.include_usage };
     Ok(proxy::serve(state, plan, out, render).await)
 }
@@ -136,7 +144,7 @@ fn gemini_call(
     model: &ModelName,
     method: &str,
     headers: &HeaderMap,
-    body: &impl serde::Serialize,
+    (body, size_hint): (&impl serde::Serialize, usize),
     stream: bool,
 ) -> (Plan, Outgoing) {
     let plan = Plan {
@@ -150,10 +158,18 @@ fn gemini_call(
         method: Method::POST,
         path_and_query: format!("/v1beta/models/{model}:{method}"),
         headers: json_headers(headers),
-        body: OutBody::Bytes(Bytes::from(serde_json::to_vec(body).unwrap_or_default())),
+        body: OutBody::Bytes(Bytes::from(to_json(body, size_hint))),
         placement: KeyPlacement::GoogHeader,
     };
     (plan, out)
+}
+
+/// Serializes a translated body into a buffer of about the client's body size (a translated
+/// body is about as large as the one it came from), so a large body is written once, without the
+/// doubling copies where old and new buffers are both resident.
+fn to_json(body: &impl serde::Serialize, size_hint: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size_hint + 1024);
+    serde_json::to_writer(&mut out, body).map(|_| out).unwrap_or_default()
 }
 
 fn json_headers(client: &HeaderMap) -> HeaderMap {
@@ -167,7 +183,8 @@ async fn embeddings(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Res
     let req = parse_json(&body)?;
     let emb = embeddings::embeddings_request(&req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     refuse_hidden(&state.config.load(), &emb.upstream_model, &emb.model)?;
-    let (plan, out) = gemini_call("embeddings", &emb.upstream_model, "batchEmbedContents", headers, &emb.body, false);
+    let (plan, out) =
+        gemini_call("embeddings", &emb.upstream_model, "batchEmbedContents", headers, (&emb.body, 0), false);
     Ok(proxy::serve(state, plan, out, Embeddings(emb)).await)
 }
 
