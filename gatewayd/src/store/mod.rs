@@ -112,8 +112,11 @@ impl Store {
         }
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(|c| prepare(c));
+        // No liveness test on checkout: a connection to a local file does not go stale, and the
+        // test is a statement per checkout.
         let pool = r2d2::Pool::builder()
             .max_size(4)
+            .test_on_check_out(false)
             .connection_timeout(std::time::Duration::from_secs(5))
             .build_unchecked(manager);
         let store = Store { pool, integrity: std::sync::Arc::new(integrity) };

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Result, ms};
 use crate::record::RequestRecord;
@@ -188,10 +188,16 @@ pub(super) struct Batch {
 
 impl Batch {
     pub(super) fn add(&mut self, r: &RequestRecord) {
-        let mut t = Totals::default();
-        t.add(r.status, r.latency_ms, r.prompt_tokens, r.completion_tokens);
         let minute = ms(r.ts).div_euclid(MINUTE_MS);
-        self.add_totals(minute, r.key_id.unwrap_or(0), r.model.as_deref().unwrap_or_default(), &t);
+        let model = r.model.as_deref().unwrap_or_default();
+        for span in SPANS {
+            self.slot(span, minute, r.key_id.unwrap_or(0), model).add(
+                r.status,
+                r.latency_ms,
+                r.prompt_tokens,
+                r.completion_tokens,
+            );
+        }
         for a in &r.attempts {
             for span in SPANS {
                 let e = self.attempts.entry((span, minute.div_euclid(span) * span, a.key_id)).or_default();
@@ -201,6 +207,14 @@ impl Batch {
             let last = self.last_used.entry(a.key_id).or_insert(i64::MIN);
             *last = (*last).max(ms(a.ts));
         }
+    }
+
+    /// The group a minute's record falls in for `span`; looked up before it is made, so a batch
+    /// allocates one histogram per group, not per record.
+    fn slot(&mut self, span: i64, minute: i64, key_id: i64, model: &str) -> &mut Totals {
+        let start = minute.div_euclid(span) * span;
+        let key = (span, start, key_id, model.to_string());
+        self.requests.entry(key).or_default()
     }
 
     /// Adds one minute's totals to every span's rollup.
@@ -213,7 +227,7 @@ impl Batch {
         }
     }
 
-    pub(super) fn write(&self, tx: &Transaction) -> Result<()> {
+    pub(super) fn write(&self, tx: &Connection) -> Result<()> {
         let mut get = tx.prepare_cached(
             "SELECT requests, errors, prompt_tokens, completion_tokens, latency FROM request_rollup
              WHERE span = ?1 AND start = ?2 AND key_id = ?3 AND model = ?4",
