@@ -118,3 +118,13 @@ CREATE TABLE attempt_rollup (
     failed   INTEGER NOT NULL,
     PRIMARY KEY (span, start, key_id)
 ) WITHOUT ROWID;
+
+-- Resources created through the pool (uploaded files, ...), each bound to the key that created it
+-- and to a SHA-256 of the client token that asked (gatewayd/src/affinity.rs).
+CREATE TABLE resources (
+    name       TEXT    PRIMARY KEY,
+    key_id     INTEGER NOT NULL,
+    owner      TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+);

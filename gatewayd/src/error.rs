@@ -42,6 +42,9 @@ pub enum ApiError {
     ClientBody(String),
     #[error("the request body made no progress for {0} s (server.header_timeout_secs)")]
     BodyStalled(u64),
+    /// A request names a resource whose owner key cannot serve: 409 FAILED_PRECONDITION.
+    #[error("{0}")]
+    Bound(String),
 }
 
 impl ApiError {
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::BodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Bound(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -84,10 +88,14 @@ impl ApiError {
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
                 res
             }
-            (_, Dialect::Gemini) => json_response(
-                status,
-                &json!({"error": {"code": status.as_u16(), "message": self.message(), "status": google_status(status)}}),
-            ),
+            (_, Dialect::Gemini) => {
+                let name =
+                    if matches!(self, ApiError::Bound(_)) { "FAILED_PRECONDITION" } else { google_status(status) };
+                json_response(
+                    status,
+                    &json!({"error": {"code": status.as_u16(), "message": self.message(), "status": name}}),
+                )
+            }
             (_, Dialect::OpenAi) => {
                 let (kind, code) = openai_kind(status);
                 json_response(

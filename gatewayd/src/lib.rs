@@ -25,6 +25,7 @@
 //! Modules are private unless the binaries or the integration tests use them.
 
 mod admin;
+pub mod affinity;
 mod auth;
 mod body;
 mod catalog;
@@ -109,6 +110,7 @@ struct Loaded {
     config: Config,
     runtime: BTreeMap<String, toml::Value>,
     keys: Vec<store::KeyRow>,
+    resources: Vec<(String, affinity::Binding)>,
     generated_tokens: Vec<Secret>,
     generated_token: Option<String>,
 }
@@ -120,7 +122,7 @@ impl Daemon {
         let loaded = tokio::task::spawn_blocking(move || load(&boot_layers, now))
             .await
             .map_err(|e| BootError::Other(format!("boot task failed: {e}")))??;
-        let Loaded { store, config, runtime, keys, generated_tokens, generated_token } = loaded;
+        let Loaded { store, config, runtime, keys, resources, generated_tokens, generated_token } = loaded;
         let upstream = Upstream::new(&config.upstream).map_err(BootError::Other)?;
         let (logbook, writer) = logbook::start(store.clone(), LOG_QUEUE);
         let pool = KeyPool::new(keys.into_iter().map(|k| KeyEntry::new(k.id, Secret::new(k.key), k.health)).collect());
@@ -143,6 +145,7 @@ impl Daemon {
             bodies: Default::default(),
             image_fetches: tokio::sync::Semaphore::new(image_fetch::CONCURRENT_FETCHES),
             models_cache: parking_lot::RwLock::new(None),
+            affinity: affinity::Affinity::new(resources),
             throttle: Default::default(),
         });
         Ok(Daemon { state, writer, generated_token })
@@ -199,7 +202,8 @@ fn load(layers: &Layers, now: chrono::DateTime<chrono::Utc>) -> Result<Loaded, B
         tracing::info!("added {} key(s) from keys.api_keys", added.len());
     }
     let keys = store.load_keys()?;
-    Ok(Loaded { store, config, runtime, keys, generated_tokens, generated_token })
+    let resources = store.load_resources(now)?;
+    Ok(Loaded { store, config, runtime, keys, resources, generated_tokens, generated_token })
 }
 
 /// A client token: `gw-` and 48 hex digits from the kernel's CSPRNG.

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
 use crate::connection::{BodyBudget, Held};
-use crate::dialect::{gemini, openai, passthrough};
+use crate::dialect::{Call, files, gemini, openai, passthrough};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
 
@@ -35,6 +35,8 @@ enum Route<'a> {
     OpenAiPassthrough {
         rest: &'a str,
     },
+    /// The Files API (upload, list, get, delete, download).
+    Files(files::Target<'a>),
     Unknown,
 }
 
@@ -42,8 +44,22 @@ fn resolve(path: &str) -> Route<'_> {
     if path == "/health" {
         return Route::Health;
     }
-    let native = path.strip_prefix("/gemini").filter(|p| p.starts_with("/v1")).unwrap_or(path);
+    let native = path
+        .strip_prefix("/gemini")
+        .filter(|p| p.starts_with("/v1") || p.starts_with("/upload/") || p.starts_with("/download/"))
+        .unwrap_or(path);
+    if native == "/upload/v1beta/files" {
+        return Route::Files(files::Target::Upload);
+    }
+    if let Some(id) = native.strip_prefix("/download/v1beta/files/").and_then(|r| r.strip_suffix(":download")) {
+        return Route::Files(files::Target::Download(id));
+    }
     if let Some(rest) = native.strip_prefix("/v1beta").filter(|r| r.is_empty() || r.starts_with('/')) {
+        match rest.strip_prefix("/files") {
+            Some("") => return Route::Files(files::Target::List),
+            Some(id) if id.starts_with('/') && id.len() > 1 => return Route::Files(files::Target::File(&id[1..])),
+            _ => {}
+        }
         return Route::Native { version: "v1beta", rest };
     }
     if let Some(rest) = path.strip_prefix("/openai/v1").filter(|r| r.starts_with('/')) {
@@ -79,7 +95,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let token = auth::extract(&parts.headers, parts.uri.query());
     let source = token.as_ref().map(|(_, s)| *s);
     let dialect = match route {
-        Route::Native { .. } => Dialect::Gemini,
+        Route::Native { .. } | Route::Files(_) => Dialect::Gemini,
         Route::SharedModels { .. } if matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query)) => {
             Dialect::Gemini
         }
@@ -91,6 +107,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     if let Err(e) = state.check_token(token.as_ref().map(|(t, _)| t.as_str())) {
         return e.into_response(dialect);
     }
+    let presented = token.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
     let cfg = state.config.load();
     let rules = BodyRules {
         limit: cfg.server.max_body_bytes,
@@ -101,15 +118,17 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let result = async {
         let (body, _held) = read_body(&parts.headers, body, rules).await?;
         let query = parts.uri.query();
+        let call = Call { method: &parts.method, headers: &parts.headers, query, body: body.clone(), token: presented };
         match route {
             Route::Native { version, rest } => {
                 let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;
-                gemini::handle(&state, version, target, &parts.method, &parts.headers, query, body).await
+                gemini::handle(&state, version, target, call).await
             }
             Route::SharedModels { rest } if dialect == Dialect::Gemini => {
                 let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;
-                gemini::handle(&state, "v1", target, &parts.method, &parts.headers, query, body).await
+                gemini::handle(&state, "v1", target, call).await
             }
+            Route::Files(target) => files::handle(&state, target, call).await,
             Route::SharedModels { rest } | Route::OpenAi { rest } => {
                 openai::handle(&state, rest, &parts.method, &parts.headers, body).await
             }

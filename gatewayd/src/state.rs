@@ -43,6 +43,8 @@ pub struct State {
     pub throttle: crate::throttle::Throttle,
     /// The upstream model list, cached briefly for `GET /v1/models` (fetched at, list).
     pub models_cache: parking_lot::RwLock<Option<(std::time::Instant, serde_json::Value)>>,
+    /// Which key and client token own each resource created through the pool.
+    pub affinity: crate::affinity::Affinity,
 }
 
 impl State {

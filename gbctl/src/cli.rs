@@ -85,6 +85,9 @@ pub enum KeysCommand {
         /// Numeric ids or unique tails (4+ characters)
         #[arg(value_name = "KEY", allow_hyphen_values = true, required = true)]
         keys: Vec<String>,
+        /// Also remove keys that own live resources (files uploaded through them)
+        #[arg(long)]
+        force: bool,
     },
     /// Take keys out of rotation
     Disable {

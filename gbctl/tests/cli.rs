@@ -121,7 +121,18 @@ async fn keys_add_list_disable_enable_reset_remove() {
     let r = gbctl(&gw, &["keys", "list"]).await;
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("AIza…Key1") && !r.stdout.contains(&key(1)), "{}", r.stdout);
-    for header in ["ID", "KEY", "STATE", "FAILURES", "COOLING UNTIL", "LAST USED", "REQ 24H", "ERR 24H", "LAST ERROR"] {
+    for header in [
+        "ID",
+        "KEY",
+        "STATE",
+        "FAILURES",
+        "COOLING UNTIL",
+        "LAST USED",
+        "REQ 24H",
+        "ERR 24H",
+        "RESOURCES",
+        "LAST ERROR",
+    ] {
         assert!(r.stdout.contains(header), "{header}");
     }
     let list = gbctl(&gw, &["-o", "json", "keys", "list"]).await.json();
@@ -139,7 +150,8 @@ async fn keys_add_list_disable_enable_reset_remove() {
             "last_used",
             "requests_24h",
             "errors_24h",
-            "last_error"
+            "last_error",
+            "resources"
         ])
     );
     assert_eq!(list[0]["key"], "AIza…Key1");

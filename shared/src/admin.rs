@@ -82,6 +82,9 @@ pub struct KeyView {
     pub requests_24h: u64,
     pub errors_24h: u64,
     pub last_error: Option<String>,
+    /// Live resources (uploaded files, ...) bound to the key.
+    #[serde(default)]
+    pub resources: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -108,6 +111,9 @@ pub struct KeySelection {
     pub all: bool,
     #[serde(default)]
     pub invalid: bool,
+    /// `remove`: also keys that own live resources (which then cannot be used any more).
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

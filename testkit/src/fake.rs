@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
-type FakeBody = BoxBody<Bytes, std::io::Error>;
+pub(crate) type FakeBody = BoxBody<Bytes, std::io::Error>;
 
 /// What the fake does with one request made with a given key.
 #[derive(Clone)]
@@ -94,6 +94,8 @@ struct Shared {
     image_hits: std::sync::atomic::AtomicU64,
     /// Panics caught in connection tasks, re-raised when the handle drops.
     panics: Mutex<Vec<String>>,
+    /// Uploaded files, each visible only to the key that uploaded it.
+    files: crate::files::Files,
 }
 
 pub struct FakeGemini {
@@ -203,6 +205,11 @@ impl FakeHandle {
     }
 
     /// How many requests reached the public images.
+    /// Files uploaded and not deleted, all keys together.
+    pub fn file_count(&self) -> usize {
+        self.shared.files.count()
+    }
+
     pub fn image_hits(&self) -> u64 {
         self.shared.image_hits.load(Ordering::Relaxed)
     }
@@ -300,11 +307,44 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let Some(script) = next_script(&shared, &key) else {
         return Ok(invalid_key());
     };
+    if let Some(r) = shared.files.answer(&key, &parts, &body) {
+        return Ok(r);
+    }
+    // A generation that names a file another key uploaded fails as Google's does.
+    if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
+        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut uris = Vec::new();
+        file_uris(&req, &mut uris);
+        if let Some(uri) = uris.iter().find(|u| !shared.files.visible(&key, u)) {
+            let id = uri.rsplit("files/").next().unwrap_or(uri);
+            return Ok(google_error(
+                403,
+                "PERMISSION_DENIED",
+                &format!("You do not have permission to access the File {id} or it may not exist."),
+                json!([]),
+            ));
+        }
+    }
     let model = path.split("/models/").nth(1).and_then(|rest| rest.split_once(':')).map(|(m, _)| m);
     let by_model = model.and_then(|m| shared.scripts.lock().unwrap().models.get(m).cloned());
     let script = by_model.unwrap_or(script);
     let sse = parts.uri.query().is_some_and(|q| q.contains("alt=sse"));
     run(script, &path, sse, &body).await
+}
+
+fn file_uris(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("fileUri" | "file_uri", Value::String(s)) => out.push(s.clone()),
+                    _ => file_uris(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| file_uris(v, out)),
+        _ => {}
+    }
 }
 
 fn run<'a>(
@@ -560,11 +600,11 @@ pub fn sse_event(v: &Value) -> Bytes {
     Bytes::from(format!("data: {v}\r\n\r\n"))
 }
 
-fn full(text: impl Into<Bytes>) -> FakeBody {
+pub(crate) fn full(text: impl Into<Bytes>) -> FakeBody {
     Full::new(text.into()).map_err(|never| match never {}).boxed()
 }
 
-fn json_response(status: u16, v: &Value) -> Response<FakeBody> {
+pub(crate) fn json_response(status: u16, v: &Value) -> Response<FakeBody> {
     json_response_text(status, v.to_string())
 }
 
@@ -575,7 +615,7 @@ fn json_response_text(status: u16, text: String) -> Response<FakeBody> {
     r
 }
 
-fn google_error(code: u16, status: &str, message: &str, details: Value) -> Response<FakeBody> {
+pub(crate) fn google_error(code: u16, status: &str, message: &str, details: Value) -> Response<FakeBody> {
     json_response(code, &json!({"error": {"code": code, "message": message, "status": status, "details": details}}))
 }
 
@@ -634,7 +674,8 @@ mod tests {
     #[tokio::test]
     async fn unknown_paths_are_googles_404_and_models_answer() {
         let fake = FakeGemini::new().key("k", Script::Ok).start().await;
-        assert_eq!(get(&fake, "/v1beta/files", "k").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&fake, "/v1beta/cachedContents", "k").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&fake, "/v1beta/files", "k").await.1, serde_json::json!({"files": []}), "the Files API");
         assert_eq!(get(&fake, "/v1beta/whatever/x", "k").await.0, StatusCode::NOT_FOUND);
         assert_eq!(get(&fake, "/images/cat.png", "k").await.0, StatusCode::NOT_FOUND, "images only when asked for");
         let (status, model) = get(&fake, "/v1beta/models/gemini-2.5-flash", "k").await;

@@ -2,6 +2,7 @@
 //! directory for its database and socket.
 
 pub mod fake;
+mod files;
 pub mod proxies;
 
 use std::collections::BTreeMap;

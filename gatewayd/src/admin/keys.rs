@@ -22,6 +22,7 @@ pub(super) async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Rep
     let now = state.now();
     let store = state.store.clone();
     let usage = blocking(move || store.key_usage(now - Duration::hours(24))).await?;
+    let resources = state.affinity.counts(now);
     let views: Vec<api::KeyView> = state
         .pool
         .snapshot()
@@ -50,6 +51,7 @@ pub(super) async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Rep
                 requests_24h: u.requests,
                 errors_24h: u.errors,
                 last_error: h.last_error().map(shared::redact_keys_in),
+                resources: resources.get(&k.id).copied().unwrap_or(0),
             }
         })
         .filter(|v| filter.as_deref().is_none_or(|f| v.state == f))
@@ -148,6 +150,20 @@ fn require_some(sel: &api::KeySelection, what: &str) -> Result<(), AdminError> {
 pub(super) async fn remove_keys(state: &Arc<State>, sel: api::KeySelection) -> Reply {
     require_some(&sel, "remove")?;
     let keys = select(state, &sel)?;
+    let owned = state.affinity.counts(state.now());
+    let holding: Vec<String> = keys
+        .iter()
+        .filter_map(|k| owned.get(&k.id).map(|n| format!("#{} ({}) owns {n} live resource(s)", k.id, key_ref(k).key)))
+        .collect();
+    if !sel.force && !holding.is_empty() {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            format!(
+                "{}; they could not be used any more. Delete them first, or remove anyway with --force",
+                holding.join(", ")
+            ),
+        ));
+    }
     let ids: Vec<i64> = keys.iter().map(|k| k.id).collect();
     let store = state.store.clone();
     let removed = ids.clone();

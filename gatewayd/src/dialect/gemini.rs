@@ -54,11 +54,13 @@ pub async fn handle(
     state: &Arc<State>,
     version: &'static str,
     target: Target,
-    method: &Method,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: Bytes,
+    call: super::Call<'_>,
 ) -> Result<Response<Body>, ApiError> {
+    // A body that names uploaded files goes out with the key that owns them (the token is
+    // hashed only then).
+    let files = crate::affinity::files_in_body(&call.body);
+    let owner = (!files.is_empty()).then(|| call.owner());
+    let super::Call { method, headers, query, body, .. } = call;
     let expected = if matches!(target, Target::Method { .. }) { Method::POST } else { Method::GET };
     if *method != expected {
         return Err(ApiError::MethodNotAllowed(method.clone()));
@@ -110,7 +112,11 @@ pub async fn handle(
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
-    let plan = Plan { route: route.into(), model, stream, expect, keys: KeyChoice::Any };
+    let keys = match owner.map(|o| state.affinity.resolve(&files, &o, state.now())).transpose()?.flatten() {
+        Some(key) => crate::dialect::files::pinned(state, &files[0], key)?,
+        None => KeyChoice::Any,
+    };
+    let plan = Plan { route: route.into(), model, stream, expect, keys };
     let out = Outgoing {
         method: method.clone(),
         path_and_query,

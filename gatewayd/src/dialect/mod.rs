@@ -1,6 +1,29 @@
 //! Client dialects: each turns a client request into an upstream call plus a `proxy::Render` for
 //! the answer, and never talks to the key pool or the upstream itself.
 
+pub mod files;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+
+use crate::affinity::Owner;
+
+/// What a native handler reads of the client's request.
+pub struct Call<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    pub body: Bytes,
+    /// The client token that asked, for key affinity (hashed only when a route needs it).
+    pub token: &'a str,
+}
+
+impl Call<'_> {
+    pub fn owner(&self) -> Owner {
+        Owner::of_token(self.token)
+    }
+}
+
 pub mod gemini;
 pub mod openai;
 pub mod passthrough;

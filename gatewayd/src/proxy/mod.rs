@@ -42,7 +42,6 @@ pub enum KeyChoice {
     /// Any usable key, round-robin, retried on others.
     Any,
     /// Only this key (the owner of a resource the request names); never another.
-    #[expect(dead_code, reason = "the seam key affinity (the Gemini API issue) pins requests with")]
     Pinned(i64),
 }
 
@@ -67,7 +66,6 @@ impl Plan {
 
 /// A whole upstream answer, and the key that served it (so a created resource can be bound to it).
 pub struct Served {
-    #[expect(dead_code, reason = "key affinity binds a created resource to the key that served it")]
     pub key_id: i64,
     pub status: StatusCode,
     pub headers: HeaderMap,

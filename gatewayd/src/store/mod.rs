@@ -4,6 +4,7 @@
 
 mod keys;
 mod logs;
+mod resources;
 mod rollup;
 mod settings;
 
@@ -20,8 +21,8 @@ const SCHEMA: &str = include_str!("../../../schema.sql");
 /// 1: the first schema. 2: transient failures no longer invalidate keys; keys that version 1 set
 /// `invalid` only for counted transient failures are returned to rotation. 3: `key_history`
 /// keeps only a hash of each key. 4: per-minute and per-hour rollups of the request log and `keys.last_used`,
-/// filled from the existing log.
-const SCHEMA_VERSION: i64 = 4;
+/// filled from the existing log. 5: `resources`, the key-affinity bindings.
+const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -189,6 +190,16 @@ impl Store {
             tx.commit()?;
             tracing::info!("migrated the database to schema 4: rollups of {rows} request-log row(s)");
         }
+        let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version == 4 {
+            let tx = c.transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE resources (name TEXT PRIMARY KEY, key_id INTEGER NOT NULL, owner TEXT NOT NULL,
+                     created_at INTEGER NOT NULL, expires_at INTEGER);",
+            )?;
+            tx.pragma_update(None, "user_version", 5)?;
+            tx.commit()?;
+        }
         Ok(())
     }
 
@@ -338,7 +349,7 @@ mod tests {
         s.conn()
             .unwrap()
             .execute_batch(
-                "DROP TABLE request_rollup; DROP TABLE attempt_rollup; ALTER TABLE keys DROP COLUMN last_used;
+                "DROP TABLE resources; DROP TABLE request_rollup; DROP TABLE attempt_rollup; ALTER TABLE keys DROP COLUMN last_used;
                  PRAGMA user_version = 3;",
             )
             .unwrap();

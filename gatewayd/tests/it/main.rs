@@ -4,6 +4,7 @@
 mod admin;
 mod blame;
 mod edge;
+mod files;
 mod health;
 mod native;
 mod openai;

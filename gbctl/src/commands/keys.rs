@@ -13,7 +13,9 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Outcome {
     match cmd {
         KeysCommand::List { state } => list(ctx, state).await,
         KeysCommand::Add { keys, file } => add(ctx, keys, file).await,
-        KeysCommand::Remove { keys } => act(ctx, api::KEYS_REMOVE, "removed", select(keys, false, false)).await,
+        KeysCommand::Remove { keys, force } => {
+            act(ctx, api::KEYS_REMOVE, "removed", KeySelection { force, ..select(keys, false, false) }).await
+        }
         KeysCommand::Disable { keys } => act(ctx, api::KEYS_DISABLE, "disabled", select(keys, false, false)).await,
         KeysCommand::Enable { keys } => act(ctx, api::KEYS_ENABLE, "enabled", select(keys, false, false)).await,
         KeysCommand::Reset { keys, all } => act(ctx, api::KEYS_RESET, "reset", select(keys, all, false)).await,
@@ -22,7 +24,7 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Outcome {
 }
 
 fn select(keys: Vec<String>, all: bool, invalid: bool) -> KeySelection {
-    KeySelection { keys, all, invalid }
+    KeySelection { keys, all, invalid, force: false }
 }
 
 async fn list(ctx: &Ctx, state: Option<String>) -> Outcome {
@@ -47,11 +49,24 @@ async fn list(ctx: &Ctx, state: Option<String>) -> Outcome {
                 opt(&k.last_used),
                 k.requests_24h.to_string(),
                 k.errors_24h.to_string(),
+                k.resources.to_string(),
                 clip(&opt(&k.last_error), 60),
             ]
         })
         .collect();
-    table(&["ID", "KEY", "STATE", "FAILURES", "COOLING UNTIL", "LAST USED", "REQ 24H", "ERR 24H", "LAST ERROR"], rows);
+    let head = [
+        "ID",
+        "KEY",
+        "STATE",
+        "FAILURES",
+        "COOLING UNTIL",
+        "LAST USED",
+        "REQ 24H",
+        "ERR 24H",
+        "RESOURCES",
+        "LAST ERROR",
+    ];
+    table(&head, rows);
     Ok(0)
 }
 

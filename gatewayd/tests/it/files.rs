@@ -1,0 +1,239 @@
+//! Issue 12: the Files API through the pool, each file pinned to the key that uploaded it.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use gatewayd_testkit::fake::{FakeGemini, Script};
+use gatewayd_testkit::{GENERATE, Gateway, Reply, TOKEN, key};
+
+const OTHER: &str = "other-token-0123456789";
+
+async fn pool(n: u32) -> (gatewayd_testkit::fake::FakeHandle, Gateway) {
+    let keys: Vec<String> = (1..=n).map(key).collect();
+    let mut fake = FakeGemini::new();
+    for k in &keys {
+        fake = fake.key(k, Script::Ok);
+    }
+    let fake = fake.start().await;
+    let gw = Gateway::builder(&fake.base_url())
+        .keys(&keys)
+        .set("auth.tokens", &format!(r#"["{TOKEN}", "{OTHER}"]"#))
+        .start()
+        .await;
+    (fake, gw)
+}
+
+/// The resumable upload as the google-genai SDK drives it: start, then one upload-and-finalize
+/// (or several chunks). Returns the finalize reply.
+async fn upload(gw: &Gateway, token: &str, chunks: &[&[u8]]) -> Reply {
+    let total: usize = chunks.iter().map(|c| c.len()).sum();
+    let start = gw
+        .request(
+            Method::POST,
+            "/upload/v1beta/files",
+            &[
+                ("x-goog-api-key", token),
+                ("content-type", "application/json"),
+                ("x-goog-upload-protocol", "resumable"),
+                ("x-goog-upload-command", "start"),
+                ("x-goog-upload-header-content-length", &total.to_string()),
+                ("x-goog-upload-header-content-type", "text/plain"),
+            ],
+            r#"{"file":{"display_name":"notes"}}"#,
+        )
+        .await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text());
+    let url = start.headers["x-goog-upload-url"].to_str().unwrap().to_string();
+    let prefix = gw.url("/upload/v1beta/files?upload_id=");
+    assert!(url.starts_with(&prefix), "the upload URL points at the gateway: {url}");
+    assert!(!url.contains("AIza") && !url.contains("up1"), "no key and no upstream id in {url}");
+    let path = url.strip_prefix(&gw.url("")).unwrap().to_string();
+    let mut offset = 0;
+    let mut last = None;
+    for (i, chunk) in chunks.iter().enumerate() {
+        let command = if i + 1 == chunks.len() { "upload, finalize" } else { "upload" };
+        let r = gw
+            .request(
+                Method::POST,
+                &path,
+                &[
+                    ("x-goog-api-key", token),
+                    ("x-goog-upload-command", command),
+                    ("x-goog-upload-offset", &offset.to_string()),
+                ],
+                Bytes::copy_from_slice(chunk),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        offset += chunk.len();
+        last = Some(r);
+    }
+    last.unwrap()
+}
+
+#[tokio::test]
+async fn a_file_is_uploaded_in_chunks_and_used_only_through_its_owner_key() {
+    let (fake, gw) = pool(3).await;
+    let done = upload(&gw, TOKEN, &[b"hello ", b"files ", b"api"]).await;
+    assert_eq!(done.headers["x-goog-upload-status"], "final");
+    let file = done.json()["file"].clone();
+    let name = file["name"].as_str().unwrap().to_string();
+    assert_eq!(file["sizeBytes"], "15");
+    let owner = fake.requests().iter().rev().find(|r| r.path == "/upload/v1beta/files").unwrap().key.clone();
+    // Round-robin would move each of these to another key; every one goes to the owner.
+    for _ in 0..4 {
+        let r = gw.get(&format!("/v1beta/{name}")).await;
+        assert_eq!((r.status, r.json()["name"].as_str()), (StatusCode::OK, Some(name.as_str())));
+        let body = json!({"contents":[{"parts":[{"text":"sum up"},{"fileData":{"mimeType":"text/plain","fileUri":file["uri"]}}]}]});
+        let r = gw.post(GENERATE, body.to_string()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let r = gw
+        .request(
+            Method::GET,
+            &format!("/download/v1beta/{name}:download?alt=media"),
+            &[("x-goog-api-key", TOKEN)],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "hello files api"));
+    let upstream: Vec<_> = fake.requests().into_iter().filter(|r| r.path != "/upload/v1beta/files").collect();
+    assert!(upstream.iter().all(|r| r.key == owner), "every request that names the file used its owner key");
+    // The list shows the client's own files, merged across keys.
+    let second = upload(&gw, TOKEN, &[b"two"]).await.json()["file"]["name"].as_str().unwrap().to_string();
+    let list = gw.get("/v1beta/files").await.json();
+    let mut names: Vec<&str> = list["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    names.sort();
+    let mut want = vec![name.as_str(), second.as_str()];
+    want.sort();
+    assert_eq!(names, want);
+    // Deleting it ends the binding.
+    let r = gw.request(Method::DELETE, &format!("/v1beta/{name}"), &[("x-goog-api-key", TOKEN)], Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(gw.get(&format!("/v1beta/{name}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(fake.file_count(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn another_token_cannot_see_a_file_or_its_upload() {
+    let (fake, gw) = pool(2).await;
+    let name = upload(&gw, TOKEN, &[b"secret"]).await.json()["file"]["name"].as_str().unwrap().to_string();
+    let before = fake.requests().len();
+    let other = [("x-goog-api-key", OTHER)];
+    let r = gw.request(Method::GET, &format!("/v1beta/{name}"), &other, Bytes::new()).await;
+    assert_eq!((r.status, r.json()["error"]["status"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")));
+    let body = json!({"contents":[{"parts":[{"fileData":{"fileUri":name}}]}]}).to_string();
+    let r = gw
+        .request(Method::POST, GENERATE, &[("x-goog-api-key", OTHER), ("content-type", "application/json")], body)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = gw.request(Method::DELETE, &format!("/v1beta/{name}"), &other, Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let list = gw.request(Method::GET, "/v1beta/files", &other, Bytes::new()).await.json();
+    assert_eq!(list, json!({"files": []}));
+    assert_eq!(fake.requests().len(), before, "nothing went upstream for the stranger");
+    // An upload session of one token is unknown to another.
+    let start = gw
+        .request(
+            Method::POST,
+            "/upload/v1beta/files",
+            &[("x-goog-api-key", TOKEN), ("x-goog-upload-protocol", "resumable"), ("x-goog-upload-command", "start")],
+            "{}",
+        )
+        .await;
+    let url = start.headers["x-goog-upload-url"].to_str().unwrap().to_string();
+    let path = url.strip_prefix(&gw.url("")).unwrap().to_string();
+    let r = gw
+        .request(
+            Method::POST,
+            &path,
+            &[("x-goog-api-key", OTHER), ("x-goog-upload-command", "upload, finalize"), ("x-goog-upload-offset", "0")],
+            "x",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_owner_key_out_of_rotation_is_a_409_naming_file_and_key_and_mixed_owners_a_400() {
+    let (fake, gw) = pool(2).await;
+    let a = upload(&gw, TOKEN, &[b"a"]).await.json()["file"]["name"].as_str().unwrap().to_string();
+    let b = upload(&gw, TOKEN, &[b"b"]).await.json()["file"]["name"].as_str().unwrap().to_string();
+    let owner_of = |name: &str| {
+        gw.state
+            .affinity
+            .resolve(&[name.to_string()], &gatewayd::affinity::Owner::of_token(TOKEN), gw.state.now())
+            .unwrap()
+            .unwrap()
+    };
+    let (ka, kb) = (owner_of(&a), owner_of(&b));
+    assert_ne!(ka, kb, "two uploads went round-robin to two keys");
+    let both = json!({"contents":[{"parts":[{"fileData":{"fileUri":a}},{"fileData":{"fileUri":b}}]}]}).to_string();
+    let r = gw.post(GENERATE, both).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("different API keys"));
+    gw.invalidate(ka);
+    let before = fake.requests().len();
+    let r = gw.get(&format!("/v1beta/{a}")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let v = r.json();
+    assert_eq!(v["error"]["status"], "FAILED_PRECONDITION");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&a) && message.contains(&format!("#{ka}")), "{message}");
+    let one = json!({"contents":[{"parts":[{"fileData":{"fileUri":a}}]}]}).to_string();
+    assert_eq!(gw.post(GENERATE, one).await.status, StatusCode::CONFLICT);
+    assert_eq!(fake.requests().len(), before, "never retried on another key");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn bindings_survive_a_restart() {
+    let (fake, gw) = pool(3).await;
+    let name = upload(&gw, TOKEN, &[b"kept"]).await.json()["file"]["name"].as_str().unwrap().to_string();
+    let dir = gw.stop().await;
+    let keys: Vec<String> = (1..=3).map(key).collect();
+    let gw = Gateway::builder(&fake.base_url())
+        .keys(&keys)
+        .set("auth.tokens", &format!(r#"["{TOKEN}", "{OTHER}"]"#))
+        .dir(dir)
+        .start()
+        .await;
+    for _ in 0..3 {
+        assert_eq!(gw.get(&format!("/v1beta/{name}")).await.status, StatusCode::OK);
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn operators_see_each_keys_resources_and_cannot_remove_an_owner_by_accident() {
+    let (_fake, gw) = pool(2).await;
+    let name = upload(&gw, TOKEN, &[b"held"]).await.json()["file"]["name"].as_str().unwrap().to_string();
+    let owner = gw
+        .state
+        .affinity
+        .resolve(std::slice::from_ref(&name), &gatewayd::affinity::Owner::of_token(TOKEN), gw.state.now())
+        .unwrap()
+        .unwrap();
+    let (status, text) = gatewayd_testkit::admin(&gw.socket, Method::GET, "/v1/keys", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for k in keys.as_array().unwrap() {
+        let want = if k["id"] == owner { 1 } else { 0 };
+        assert_eq!(k["resources"], want, "{k}");
+    }
+    let body = |force: bool| Some(json!({"keys": [owner.to_string()], "force": force}).to_string());
+    let (status, text) = gatewayd_testkit::admin(&gw.socket, Method::POST, "/v1/keys/remove", body(false)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    assert!(text.contains("owns 1 live resource") && text.contains("--force"), "{text}");
+    assert!(gw.state.pool.get(owner).is_some(), "the key stays");
+    let (status, _) = gatewayd_testkit::admin(&gw.socket, Method::POST, "/v1/keys/remove", body(true)).await;
+    assert_eq!(status, StatusCode::OK);
+    // The file's key is gone: the request is refused, not moved to another key.
+    let r = gw.get(&format!("/v1beta/{name}")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("removed"));
+    gw.stop().await;
+}
