@@ -104,7 +104,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
         }
         _ => Dialect::OpenAi,
     };
-    if let Err(e) = state.check_token(token.as_ref().map(|(t, _)| t.as_str())) {
+    // A resumable upload's later commands carry no token (the SDKs send none): the upload URL,
+    // with its unguessable id, is the credential, as it is at Google.
+    let upload_url = route == Route::Files(files::Target::Upload) && files::known_upload(&state, parts.uri.query());
+    if !upload_url && let Err(e) = state.check_token(token.as_ref().map(|(t, _)| t.as_str())) {
         return e.into_response(dialect);
     }
     let presented = token.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");

@@ -120,20 +120,25 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
     }
 }
 
+fn upload_id(query: Option<&str>) -> Option<&str> {
+    query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("upload_id=")))
+}
+
+/// Whether the query names an upload in progress (its URL stands in for the token).
+pub fn known_upload(state: &State, query: Option<&str>) -> bool {
+    upload_id(query).is_some_and(|id| state.affinity.upload(id).is_some())
+}
+
 async fn upload(
     state: &Arc<State>,
     call: &Call<'_>,
     owner: &Owner,
     query: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
-    let upload_id = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("upload_id=")));
-    let (served, upload_url) = match upload_id {
+    let (served, upload_url) = match upload_id(query) {
         Some(id) => {
-            // Another token's upload is unknown to this one.
-            let up = state
-                .affinity
-                .upload(id, owner)
-                .ok_or_else(|| ApiError::NotFound(format!("upload {id} is not found")))?;
+            let up =
+                state.affinity.upload(id).ok_or_else(|| ApiError::NotFound(format!("upload {id} is not found")))?;
             let keys = pinned(state, &format!("upload {id}"), up.key_id)?;
             let out = outgoing(Method::POST, up.upstream.clone(), upload_headers(call.headers), call.body.clone());
             let served = proxy::fetch(state, plan("files.upload", keys), out).await?;
@@ -141,6 +146,8 @@ async fn upload(
             if done || !served.status.is_success() && served.status != StatusCode::PERMANENT_REDIRECT {
                 state.affinity.end_upload(id);
             }
+            // The file goes to whoever started the upload, whatever token (if any) came now.
+            bind_uploaded(state, &served, &up.owner).await?;
             (served, None)
         }
         None => {
@@ -164,10 +171,10 @@ async fn upload(
                 }
                 None => None,
             };
+            bind_uploaded(state, &served, owner).await?;
             (served, url)
         }
     };
-    bind_uploaded(state, &served, owner).await?;
     Ok(relay(&served, upload_url))
 }
 
