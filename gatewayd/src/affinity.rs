@@ -59,11 +59,27 @@ pub fn file_name(reference: &str) -> Option<String> {
     ok.then(|| format!("files/{id}"))
 }
 
-/// Every file a generation body names in a `fileUri` (or `file_uri`), found by a byte scan
-/// (memchr's SIMD search), not a parse: the body passes through untouched and may be large.
-pub fn files_in_body(body: &[u8]) -> Vec<String> {
+/// The name a `cachedContent` value means (`cachedContents/abc`, also as a full URL).
+pub fn cache_name(reference: &str) -> Option<String> {
+    let at = reference.rfind("cachedContents/")?;
+    let id = reference[at + "cachedContents/".len()..].split(['?', '#', ':']).next()?;
+    let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| format!("cachedContents/{id}"))
+}
+
+/// Every resource a body names: files in `fileUri` (or `file_uri`), cached contents in
+/// `cachedContent` (or `cached_content`). Found by a byte scan (memchr's SIMD search), not a
+/// parse: the body passes through untouched and may be large.
+pub fn resources_in_body(body: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
-    for field in [&b"\"fileUri\""[..], &b"\"file_uri\""[..]] {
+    type Namer = fn(&str) -> Option<String>;
+    let fields: [(&[u8], Namer); 4] = [
+        (b"\"fileUri\"", file_name),
+        (b"\"file_uri\"", file_name),
+        (b"\"cachedContent\"", cache_name),
+        (b"\"cached_content\"", cache_name),
+    ];
+    for (field, namer) in fields {
         let finder = memchr::memmem::Finder::new(field);
         let mut from = 0;
         while let Some(at) = finder.find(&body[from..]) {
@@ -81,7 +97,7 @@ pub fn files_in_body(body: &[u8]) -> Vec<String> {
             }
             let value = &rest[quote + 1..];
             let end = value.iter().position(|b| *b == b'"' || *b == b'\\').unwrap_or(value.len());
-            if let Some(name) = std::str::from_utf8(&value[..end]).ok().and_then(file_name)
+            if let Some(name) = std::str::from_utf8(&value[..end]).ok().and_then(namer)
                 && !out.contains(&name)
             {
                 out.push(name);
@@ -185,9 +201,12 @@ mod tests {
         let body =
             br#"{"contents":[{"parts":[{"fileData":{"mimeType":"image/png","fileUri" : "https://h/v1beta/files/f1"}},
             {"file_data":{"file_uri":"files/f2"}},{"text":"fileUri"},{"fileData":{"fileUri":"files/f1"}}]}]}"#;
-        assert_eq!(files_in_body(body), vec!["files/f1".to_string(), "files/f2".to_string()]);
-        assert!(files_in_body(br#"{"fileUri":"#).is_empty());
-        assert!(files_in_body(b"").is_empty());
+        assert_eq!(resources_in_body(body), vec!["files/f1".to_string(), "files/f2".to_string()]);
+        assert!(resources_in_body(br#"{"fileUri":"#).is_empty());
+        assert!(resources_in_body(b"").is_empty());
+        let body = br#"{"cachedContent": "cachedContents/c-1", "contents": [{"parts": [{"fileData": {"fileUri": "files/f9"}}]}]}"#;
+        assert_eq!(resources_in_body(body), vec!["files/f9".to_string(), "cachedContents/c-1".to_string()]);
+        assert_eq!(cache_name("cachedContents/"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
 use crate::connection::{BodyBudget, Held};
-use crate::dialect::{Call, files, gemini, openai, passthrough};
+use crate::dialect::{Call, caches, files, gemini, openai, passthrough};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
 
@@ -37,6 +37,8 @@ enum Route<'a> {
     },
     /// The Files API (upload, list, get, delete, download).
     Files(files::Target<'a>),
+    /// Cached contents (create, list, get, patch, delete).
+    Caches(caches::Target<'a>),
     Unknown,
 }
 
@@ -58,6 +60,11 @@ fn resolve(path: &str) -> Route<'_> {
         match rest.strip_prefix("/files") {
             Some("") => return Route::Files(files::Target::List),
             Some(id) if id.starts_with('/') && id.len() > 1 => return Route::Files(files::Target::File(&id[1..])),
+            _ => {}
+        }
+        match rest.strip_prefix("/cachedContents") {
+            Some("") => return Route::Caches(caches::Target::Collection),
+            Some(id) if id.starts_with('/') && id.len() > 1 => return Route::Caches(caches::Target::Item(&id[1..])),
             _ => {}
         }
         return Route::Native { version: "v1beta", rest };
@@ -95,7 +102,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let token = auth::extract(&parts.headers, parts.uri.query());
     let source = token.as_ref().map(|(_, s)| *s);
     let dialect = match route {
-        Route::Native { .. } | Route::Files(_) => Dialect::Gemini,
+        Route::Native { .. } | Route::Files(_) | Route::Caches(_) => Dialect::Gemini,
         Route::SharedModels { .. } if matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query)) => {
             Dialect::Gemini
         }
@@ -132,6 +139,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
                 gemini::handle(&state, "v1", target, call).await
             }
             Route::Files(target) => files::handle(&state, target, call).await,
+            Route::Caches(target) => caches::handle(&state, target, call).await,
             Route::SharedModels { rest } | Route::OpenAi { rest } => {
                 openai::handle(&state, rest, &parts.method, &parts.headers, body).await
             }

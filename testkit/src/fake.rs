@@ -96,6 +96,8 @@ struct Shared {
     panics: Mutex<Vec<String>>,
     /// Uploaded files, each visible only to the key that uploaded it.
     files: crate::files::Files,
+    /// Cached contents, each visible only to the key that created it.
+    caches: crate::caches::Caches,
 }
 
 pub struct FakeGemini {
@@ -310,11 +312,25 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if let Some(r) = shared.files.answer(&key, &parts, &body) {
         return Ok(r);
     }
-    // A generation that names a file another key uploaded fails as Google's does.
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut uris = Vec::new();
+    file_uris(&req, &mut uris);
+    let files_ok = uris.iter().all(|u| shared.files.visible(&key, u));
+    if let Some(r) = shared.caches.answer(&key, &parts.method, &path, &body, files_ok) {
+        return Ok(r);
+    }
+    // A generation that names another key's file or cache fails as Google's does.
     if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
-        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let mut uris = Vec::new();
-        file_uris(&req, &mut uris);
+        if let Some(cache) = req.get("cachedContent").and_then(Value::as_str)
+            && !shared.caches.visible(&key, cache)
+        {
+            return Ok(google_error(
+                403,
+                "PERMISSION_DENIED",
+                "CachedContent not found (or permission denied)",
+                json!([]),
+            ));
+        }
         if let Some(uri) = uris.iter().find(|u| !shared.files.visible(&key, u)) {
             let id = uri.rsplit("files/").next().unwrap_or(uri);
             return Ok(google_error(
@@ -674,7 +690,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_paths_are_googles_404_and_models_answer() {
         let fake = FakeGemini::new().key("k", Script::Ok).start().await;
-        assert_eq!(get(&fake, "/v1beta/cachedContents", "k").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&fake, "/v1beta/batches", "k").await.0, StatusCode::NOT_FOUND);
         assert_eq!(get(&fake, "/v1beta/files", "k").await.1, serde_json::json!({"files": []}), "the Files API");
         assert_eq!(get(&fake, "/v1beta/whatever/x", "k").await.0, StatusCode::NOT_FOUND);
         assert_eq!(get(&fake, "/images/cat.png", "k").await.0, StatusCode::NOT_FOUND, "images only when asked for");

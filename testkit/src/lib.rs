@@ -1,6 +1,7 @@
 //! Test support: FakeGemini, and the real daemon started in-process on port 0 with a temp
 //! directory for its database and socket.
 
+mod caches;
 pub mod fake;
 mod files;
 pub mod proxies;

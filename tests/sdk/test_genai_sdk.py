@@ -86,6 +86,20 @@ class Files(unittest.TestCase):
             self.assertEqual(r.text, "Hello from the fake.")
         names = [f.name for f in client().files.list()]
         self.assertIn(up.name, names)
+        # A cache over the file, then generations that name it: all on the file's key.
+        cache = client().caches.create(
+            model=MODEL,
+            config=types.CreateCachedContentConfig(contents=[up], display_name="notes", ttl="600s"),
+        )
+        self.assertTrue(cache.name.startswith("cachedContents/"))
+        for _ in range(3):
+            r = client().models.generate_content(
+                model=MODEL, contents="And?", config=types.GenerateContentConfig(cached_content=cache.name)
+            )
+            self.assertEqual(r.text, "Hello from the fake.")
+        self.assertEqual(client().caches.get(name=cache.name).name, cache.name)
+        self.assertIn(cache.name, [c.name for c in client().caches.list()])
+        client().caches.delete(name=cache.name)
         with self.assertRaises(errors.ClientError) as e:
             client("bad").files.get(name=up.name)
         self.assertEqual(e.exception.code, 401)

@@ -9,18 +9,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
-use serde_json::{Value, json};
+use http::{HeaderMap, Method, Response, StatusCode, header};
+use serde_json::Value;
 
 use super::Call;
-use crate::affinity::{self, Binding, Owner, Upload};
-use crate::body::{Body, full};
+use super::owned::{self, outgoing, pinned, plan, relay};
+use crate::affinity::{self, Owner, Upload};
+use crate::body::Body;
 use crate::error::ApiError;
-use crate::keypool::NoKey;
-use crate::outcome::Expect;
-use crate::proxy::{self, KeyChoice, Plan, Served, forwarded_headers};
+use crate::proxy::{self, KeyChoice, Served, forwarded_headers};
 use crate::state::State;
-use crate::upstream::{KeyPlacement, OutBody, Outgoing};
 
 /// A Files API request, by path.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,41 +42,6 @@ fn upload_headers(client: &HeaderMap) -> HeaderMap {
     h
 }
 
-/// The client's answer from Google's: status, content type, the upload protocol's headers, body.
-fn relay(served: &Served, upload_url: Option<String>) -> Response<Body> {
-    let mut res = Response::new(full(served.body.clone()));
-    *res.status_mut() = served.status;
-    for (name, value) in &served.headers {
-        let n = name.as_str();
-        if n == "content-type" || (n.starts_with("x-goog-upload-") && n != "x-goog-upload-url") {
-            res.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    if let Some(url) = upload_url.and_then(|u| HeaderValue::from_str(&u).ok()) {
-        res.headers_mut().insert(HeaderName::from_static("x-goog-upload-url"), url);
-    }
-    res
-}
-
-fn plan(route: &'static str, keys: KeyChoice) -> Plan {
-    Plan { route: route.into(), model: None, stream: false, expect: Expect::Anything, keys }
-}
-
-fn outgoing(method: Method, path_and_query: String, headers: HeaderMap, body: Bytes) -> Outgoing {
-    Outgoing { method, path_and_query, headers, body: OutBody::Bytes(body), placement: KeyPlacement::GoogHeader }
-}
-
-/// The key a resource is pinned to, when it can serve; 409 naming the resource and the key when
-/// that key is invalid, disabled or removed (a cooling key is waited for by the attempt loop).
-pub fn pinned(state: &State, name: &str, key_id: i64) -> Result<KeyChoice, ApiError> {
-    match state.pool.pick_pinned(key_id, "", state.now()) {
-        Err(NoKey::Pinned { id, state: key_state }) => Err(ApiError::Bound(format!(
-            "{name} belongs to API key #{id} of the pool, which is {key_state}; it cannot be used through another key"
-        ))),
-        _ => Ok(KeyChoice::Pinned(key_id)),
-    }
-}
-
 pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let owner = call.owner();
     let query = crate::auth::strip_key_param(call.query);
@@ -87,7 +50,9 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
             Err(ApiError::MethodNotAllowed(call.method.clone()))
         }
         Target::Upload => upload(state, &call, &owner, query.as_deref()).await,
-        Target::List if *call.method == Method::GET => list(state, &call, &owner).await,
+        Target::List if *call.method == Method::GET => {
+            owned::list(state, call.headers, &owner, "files", "files.list").await
+        }
         Target::List => Err(ApiError::MethodNotAllowed(call.method.clone())),
         Target::File(id) | Target::Download(id) => {
             let name = affinity::file_name(&format!("files/{id}"))
@@ -107,13 +72,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
             let out = outgoing(call.method.clone(), path, forwarded_headers(call.headers), Bytes::new());
             let served = proxy::fetch(state, plan(route, keys), out).await?;
             if route == "files.delete" && served.status.is_success() {
-                let store = state.store.clone();
-                let gone = name.clone();
-                tokio::task::spawn_blocking(move || store.unbind_resource(&gone))
-                    .await
-                    .map_err(|e| ApiError::BadGateway(format!("saving the deletion failed: {e}")))?
-                    .map_err(|e| ApiError::BadGateway(format!("saving the deletion failed: {e}")))?;
-                state.affinity.unbind(&name);
+                owned::unbind(state, &name).await?;
             }
             Ok(relay(&served, None))
         }
@@ -178,7 +137,8 @@ async fn upload(
     Ok(relay(&served, upload_url))
 }
 
-/// A finalize (or one-shot upload) answer names the new file: bound, committed, then answered.
+/// A finalize (or one-shot upload) answer names the new file: bound and committed before the
+/// client hears of it.
 async fn bind_uploaded(state: &Arc<State>, served: &Served, owner: &Owner) -> Result<(), ApiError> {
     if !served.status.is_success() {
         return Ok(());
@@ -188,44 +148,7 @@ async fn bind_uploaded(state: &Arc<State>, served: &Served, owner: &Owner) -> Re
     let Some(name) = file.get("name").and_then(Value::as_str).and_then(affinity::file_name) else {
         return Ok(());
     };
-    let expires = file
-        .get("expirationTime")
-        .and_then(Value::as_str)
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc));
-    let binding = Binding { key_id: served.key_id, owner: owner.clone(), expires };
-    let (store, b, n, now) = (state.store.clone(), binding.clone(), name.clone(), state.now());
-    tokio::task::spawn_blocking(move || store.bind_resource(&n, &b, now))
-        .await
-        .map_err(|e| ApiError::BadGateway(format!("saving the file's key failed: {e}")))?
-        .map_err(|e| ApiError::BadGateway(format!("saving the file's key failed: {e}")))?;
-    state.affinity.bind(&name, binding);
-    Ok(())
-}
-
-/// `GET /v1beta/files`: the client's own files, from each key that holds some, merged.
-async fn list(state: &Arc<State>, call: &Call<'_>, owner: &Owner) -> Result<Response<Body>, ApiError> {
-    let owned = state.affinity.owned(owner, "files/", state.now());
-    let mut keys: Vec<i64> = owned.iter().map(|(_, k)| *k).collect();
-    keys.dedup();
-    let mut files = Vec::new();
-    for key in keys {
-        let Ok(choice) = pinned(state, "files", key) else { continue };
-        let out =
-            outgoing(Method::GET, "/v1beta/files?pageSize=100".into(), forwarded_headers(call.headers), Bytes::new());
-        let served = proxy::fetch(state, plan("files.list", choice), out).await?;
-        let v: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
-        for f in v.get("files").and_then(Value::as_array).into_iter().flatten() {
-            let name = f.get("name").and_then(Value::as_str).unwrap_or("");
-            if owned.iter().any(|(n, _)| n == name) {
-                files.push(f.clone());
-            }
-        }
-    }
-    let body = serde_json::to_vec(&json!({ "files": files })).unwrap_or_default();
-    let mut res = Response::new(full(body));
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
-    Ok(res)
+    owned::bind(state, &name, served.key_id, owner, owned::expiry(file, "expirationTime")).await
 }
 
 /// Where the client reached the gateway: its `Host`, with `X-Forwarded-Proto` when a TLS proxy

@@ -58,7 +58,7 @@ pub async fn handle(
 ) -> Result<Response<Body>, ApiError> {
     // A body that names uploaded files goes out with the key that owns them (the token is
     // hashed only then).
-    let files = crate::affinity::files_in_body(&call.body);
+    let files = crate::affinity::resources_in_body(&call.body);
     let owner = (!files.is_empty()).then(|| call.owner());
     let super::Call { method, headers, query, body, .. } = call;
     let expected = if matches!(target, Target::Method { .. }) { Method::POST } else { Method::GET };
@@ -113,7 +113,7 @@ pub async fn handle(
         None => path,
     };
     let keys = match owner.map(|o| state.affinity.resolve(&files, &o, state.now())).transpose()?.flatten() {
-        Some(key) => crate::dialect::files::pinned(state, &files[0], key)?,
+        Some(key) => super::owned::pinned(state, &files[0], key)?,
         None => KeyChoice::Any,
     };
     let plan = Plan { route: route.into(), model, stream, expect, keys };

@@ -1,7 +1,9 @@
 //! Client dialects: each turns a client request into an upstream call plus a `proxy::Render` for
 //! the answer, and never talks to the key pool or the upstream itself.
 
+pub mod caches;
 pub mod files;
+mod owned;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};

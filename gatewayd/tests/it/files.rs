@@ -220,3 +220,44 @@ async fn operators_see_each_keys_resources_and_cannot_remove_an_owner_by_acciden
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("removed"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_cache_follows_its_files_key_and_generations_follow_the_cache() {
+    let (fake, gw) = pool(3).await;
+    let file = upload(&gw, TOKEN, &[b"a long document"]).await.json()["file"].clone();
+    let create = json!({"model": "models/gemini-2.5-flash", "displayName": "doc",
+        "contents": [{"role": "user", "parts": [{"fileData": {"mimeType": "text/plain", "fileUri": file["uri"]}}]}],
+        "ttl": "600s"});
+    // Created with the file's key (the fake refuses another key's file), whatever round-robin says.
+    for _ in 0..2 {
+        let r = gw.post("/v1beta/cachedContents", create.to_string()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let cache =
+        gw.post("/v1beta/cachedContents", create.to_string()).await.json()["name"].as_str().unwrap().to_string();
+    assert!(cache.starts_with("cachedContents/"));
+    let owner = fake.requests().last().unwrap().key.clone();
+    for _ in 0..3 {
+        let body = json!({"cachedContent": cache, "contents": [{"role": "user", "parts": [{"text": "and?"}]}]});
+        let r = gw.post(GENERATE, body.to_string()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(fake.requests().last().unwrap().key, owner);
+        assert_eq!(gw.get(&format!("/v1beta/{cache}")).await.json()["name"], cache.as_str());
+    }
+    let r = gw
+        .request(Method::PATCH, &format!("/v1beta/{cache}"), &[("x-goog-api-key", TOKEN)], r#"{"ttl":"7200s"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let list = gw.get("/v1beta/cachedContents").await.json();
+    assert_eq!(list["cachedContents"].as_array().unwrap().len(), 3);
+    let other = [("x-goog-api-key", OTHER)];
+    assert_eq!(
+        gw.request(Method::GET, &format!("/v1beta/{cache}"), &other, Bytes::new()).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = gw.request(Method::DELETE, &format!("/v1beta/{cache}"), &[("x-goog-api-key", TOKEN)], Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = json!({"cachedContent": cache, "contents": [{"parts": [{"text": "x"}]}]});
+    assert_eq!(gw.post(GENERATE, body.to_string()).await.status, StatusCode::NOT_FOUND, "a deleted cache is unknown");
+    gw.stop().await;
+}

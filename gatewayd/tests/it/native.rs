@@ -52,7 +52,7 @@ async fn body_passes_byte_for_byte_and_token_never_travels() {
     let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
     let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
     // Unknown fields, odd spacing and key order must survive untouched.
-    let body = "{ \"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"hi\",\"thoughtSignature\":\"c2ln\"}]}],\n  \"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"ANY\"}}, \"cachedContent\":\"cachedContents/abc\", \"futureField\":[1,2.50,null]}";
+    let body = "{ \"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"hi\",\"thoughtSignature\":\"c2ln\"}]}],\n  \"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"ANY\"}}, \"labels\":{\"team\":\"abc\"}, \"futureField\":[1,2.50,null]}";
     let r = gw
         .request(
             Method::POST,

@@ -1,0 +1,125 @@
+//! What every route over pool-owned resources (files, cached contents) shares: the pinned key
+//! choice, binding and unbinding (committed before the client hears), merged lists, and the
+//! relay of Google's answer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, header};
+use serde_json::{Value, json};
+
+use crate::affinity::{Binding, Owner};
+use crate::body::{Body, full};
+use crate::error::ApiError;
+use crate::keypool::NoKey;
+use crate::outcome::Expect;
+use crate::proxy::{self, KeyChoice, Plan, Served, forwarded_headers};
+use crate::state::State;
+use crate::upstream::{KeyPlacement, OutBody, Outgoing};
+
+pub fn plan(route: &'static str, keys: KeyChoice) -> Plan {
+    Plan { route: route.into(), model: None, stream: false, expect: Expect::Anything, keys }
+}
+
+pub fn outgoing(method: Method, path_and_query: String, headers: HeaderMap, body: Bytes) -> Outgoing {
+    Outgoing { method, path_and_query, headers, body: OutBody::Bytes(body), placement: KeyPlacement::GoogHeader }
+}
+
+/// The key a resource is pinned to, when it can serve; 409 naming the resource and the key when
+/// that key is invalid, disabled or removed (a cooling key is waited for by the attempt loop).
+pub fn pinned(state: &State, name: &str, key_id: i64) -> Result<KeyChoice, ApiError> {
+    match state.pool.pick_pinned(key_id, "", state.now()) {
+        Err(NoKey::Pinned { id, state: key_state }) => Err(ApiError::Bound(format!(
+            "{name} belongs to API key #{id} of the pool, which is {key_state}; it cannot be used through another key"
+        ))),
+        _ => Ok(KeyChoice::Pinned(key_id)),
+    }
+}
+
+/// The client's answer from Google's: status, content type, the upload protocol's headers, body;
+/// `upload_url` replaces Google's upload URL.
+pub fn relay(served: &Served, upload_url: Option<String>) -> Response<Body> {
+    let mut res = Response::new(full(served.body.clone()));
+    *res.status_mut() = served.status;
+    for (name, value) in &served.headers {
+        let n = name.as_str();
+        if n == "content-type" || (n.starts_with("x-goog-upload-") && n != "x-goog-upload-url") {
+            res.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    if let Some(url) = upload_url.and_then(|u| HeaderValue::from_str(&u).ok()) {
+        res.headers_mut().insert(HeaderName::from_static("x-goog-upload-url"), url);
+    }
+    res
+}
+
+/// An RFC 3339 time in `field` of a resource (`expirationTime`, `expireTime`).
+pub fn expiry(resource: &Value, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    resource
+        .get(field)
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn saving(e: impl std::fmt::Display) -> ApiError {
+    ApiError::BadGateway(format!("saving the resource's key failed: {e}"))
+}
+
+/// Binds `name` to the key that created it and the token that asked, in the database first.
+pub async fn bind(
+    state: &Arc<State>,
+    name: &str,
+    key_id: i64,
+    owner: &Owner,
+    expires: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), ApiError> {
+    let binding = Binding { key_id, owner: owner.clone(), expires };
+    let (store, b, n, now) = (state.store.clone(), binding.clone(), name.to_string(), state.now());
+    tokio::task::spawn_blocking(move || store.bind_resource(&n, &b, now)).await.map_err(saving)?.map_err(saving)?;
+    state.affinity.bind(name, binding);
+    Ok(())
+}
+
+pub async fn unbind(state: &Arc<State>, name: &str) -> Result<(), ApiError> {
+    let (store, n) = (state.store.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || store.unbind_resource(&n)).await.map_err(saving)?.map_err(saving)?;
+    state.affinity.unbind(name);
+    Ok(())
+}
+
+/// `GET /v1beta/{collection}`: the client's own resources, from each key that holds some, merged.
+pub async fn list(
+    state: &Arc<State>,
+    headers: &HeaderMap,
+    owner: &Owner,
+    collection: &'static str,
+    route: &'static str,
+) -> Result<Response<Body>, ApiError> {
+    let owned = state.affinity.owned(owner, &format!("{collection}/"), state.now());
+    let mut keys: Vec<i64> = owned.iter().map(|(_, k)| *k).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut items = Vec::new();
+    for key in keys {
+        let Ok(choice) = pinned(state, collection, key) else { continue };
+        let path = format!("/v1beta/{collection}?pageSize=100");
+        let served = proxy::fetch(
+            state,
+            plan(route, choice),
+            outgoing(Method::GET, path, forwarded_headers(headers), Bytes::new()),
+        )
+        .await?;
+        let v: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
+        for item in v.get(collection).and_then(Value::as_array).into_iter().flatten() {
+            let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+            if owned.iter().any(|(n, _)| n == name) {
+                items.push(item.clone());
+            }
+        }
+    }
+    let body = serde_json::to_vec(&json!({ collection: items })).unwrap_or_default();
+    let mut res = Response::new(full(body));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    Ok(res)
+}
