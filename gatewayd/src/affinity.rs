@@ -59,6 +59,19 @@ pub fn file_name(reference: &str) -> Option<String> {
     ok.then(|| format!("files/{id}"))
 }
 
+/// The name of a batch or long-running operation as Google returns it (`batches/x`,
+/// `operations/x`, `models/{m}/operations/x`), checked for the characters names carry.
+pub fn operation_name(name: &str) -> Option<String> {
+    let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b)) && !name.contains("..");
+    let shaped = name.strip_prefix("batches/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        || name.strip_prefix("operations/").is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        || name
+            .strip_prefix("models/")
+            .and_then(|r| r.split_once("/operations/"))
+            .is_some_and(|(m, id)| !m.is_empty() && !m.contains('/') && !id.is_empty() && !id.contains('/'));
+    (ok && shaped).then(|| name.to_string())
+}
+
 /// The name a `cachedContent` value means (`cachedContents/abc`, also as a full URL).
 pub fn cache_name(reference: &str) -> Option<String> {
     let at = reference.rfind("cachedContents/")?;
@@ -73,9 +86,12 @@ pub fn cache_name(reference: &str) -> Option<String> {
 pub fn resources_in_body(body: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     type Namer = fn(&str) -> Option<String>;
-    let fields: [(&[u8], Namer); 4] = [
+    let fields: [(&[u8], Namer); 6] = [
         (b"\"fileUri\"", file_name),
         (b"\"file_uri\"", file_name),
+        // A batch's input file (`inputConfig.fileName`).
+        (b"\"fileName\"", file_name),
+        (b"\"file_name\"", file_name),
         (b"\"cachedContent\"", cache_name),
         (b"\"cached_content\"", cache_name),
     ];
@@ -207,6 +223,14 @@ mod tests {
         let body = br#"{"cachedContent": "cachedContents/c-1", "contents": [{"parts": [{"fileData": {"fileUri": "files/f9"}}]}]}"#;
         assert_eq!(resources_in_body(body), vec!["files/f9".to_string(), "cachedContents/c-1".to_string()]);
         assert_eq!(cache_name("cachedContents/"), None);
+        let batch = br#"{"batch":{"inputConfig":{"fileName":"files/in-1"}}}"#;
+        assert_eq!(resources_in_body(batch), vec!["files/in-1".to_string()]);
+        for ok in ["batches/b1", "operations/o-1", "models/veo-3/operations/o1"] {
+            assert_eq!(operation_name(ok).as_deref(), Some(ok));
+        }
+        for bad in ["batches/", "batches/a/b", "models//operations/x", "models/m/operations/../x", "files/x", "x"] {
+            assert_eq!(operation_name(bad), None, "{bad}");
+        }
     }
 
     #[test]

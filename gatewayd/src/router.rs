@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
 use crate::connection::{BodyBudget, Held};
-use crate::dialect::{Call, caches, files, gemini, openai, passthrough};
+use crate::dialect::{Call, caches, files, gemini, openai, operations, passthrough};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
 
@@ -39,6 +39,8 @@ enum Route<'a> {
     Files(files::Target<'a>),
     /// Cached contents (create, list, get, patch, delete).
     Caches(caches::Target<'a>),
+    /// Batches and long-running operations (get, list, cancel, delete).
+    Operations(operations::Target<'a>),
     Unknown,
 }
 
@@ -61,6 +63,9 @@ fn resolve(path: &str) -> Route<'_> {
             Some("") => return Route::Files(files::Target::List),
             Some(id) if id.starts_with('/') && id.len() > 1 => return Route::Files(files::Target::File(&id[1..])),
             _ => {}
+        }
+        if let Some(target) = operation_target(rest) {
+            return Route::Operations(target);
         }
         match rest.strip_prefix("/cachedContents") {
             Some("") => return Route::Caches(caches::Target::Collection),
@@ -92,6 +97,21 @@ fn resolve(path: &str) -> Route<'_> {
     Route::Unknown
 }
 
+/// `/batches[/{id}[:cancel]]`, `/operations/{id}`, `/models/{m}/operations/{id}` after the version.
+fn operation_target(rest: &str) -> Option<operations::Target<'_>> {
+    if rest == "/batches" {
+        return Some(operations::Target::Batches);
+    }
+    if let Some(id) = rest.strip_prefix("/batches/").filter(|id| !id.is_empty() && !id.contains('/')) {
+        return Some(match id.strip_suffix(":cancel") {
+            Some(id) => operations::Target::Batch { id, cancel: true },
+            None => operations::Target::Batch { id, cancel: false },
+        });
+    }
+    let name = rest.strip_prefix('/')?;
+    crate::affinity::operation_name(name).filter(|n| !n.starts_with("batches/")).map(operations::Target::Operation)
+}
+
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -102,7 +122,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let token = auth::extract(&parts.headers, parts.uri.query());
     let source = token.as_ref().map(|(_, s)| *s);
     let dialect = match route {
-        Route::Native { .. } | Route::Files(_) | Route::Caches(_) => Dialect::Gemini,
+        Route::Native { .. } | Route::Files(_) | Route::Caches(_) | Route::Operations(_) => Dialect::Gemini,
         Route::SharedModels { .. } if matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query)) => {
             Dialect::Gemini
         }
@@ -140,6 +160,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
             }
             Route::Files(target) => files::handle(&state, target, call).await,
             Route::Caches(target) => caches::handle(&state, target, call).await,
+            Route::Operations(target) => operations::handle(&state, target, call).await,
             Route::SharedModels { rest } | Route::OpenAi { rest } => {
                 openai::handle(&state, rest, &parts.method, &parts.headers, body).await
             }

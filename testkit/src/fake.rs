@@ -98,6 +98,8 @@ struct Shared {
     files: crate::files::Files,
     /// Cached contents, each visible only to the key that created it.
     caches: crate::caches::Caches,
+    /// Batches and long-running operations, each visible only to the key that created it.
+    operations: crate::operations::Operations,
 }
 
 pub struct FakeGemini {
@@ -319,6 +321,9 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if let Some(r) = shared.caches.answer(&key, &parts.method, &path, &body, files_ok) {
         return Ok(r);
     }
+    if let Some(r) = shared.operations.answer(&key, &parts.method, &path, files_ok) {
+        return Ok(r);
+    }
     // A generation that names another key's file or cache fails as Google's does.
     if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
         if let Some(cache) = req.get("cachedContent").and_then(Value::as_str)
@@ -353,7 +358,7 @@ fn file_uris(v: &Value, out: &mut Vec<String>) {
         Value::Object(m) => {
             for (k, v) in m {
                 match (k.as_str(), v) {
-                    ("fileUri" | "file_uri", Value::String(s)) => out.push(s.clone()),
+                    ("fileUri" | "file_uri" | "fileName" | "file_name", Value::String(s)) => out.push(s.clone()),
                     _ => file_uris(v, out),
                 }
             }
@@ -690,7 +695,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_paths_are_googles_404_and_models_answer() {
         let fake = FakeGemini::new().key("k", Script::Ok).start().await;
-        assert_eq!(get(&fake, "/v1beta/batches", "k").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get(&fake, "/v1beta/interactions", "k").await.0, StatusCode::NOT_FOUND);
         assert_eq!(get(&fake, "/v1beta/files", "k").await.1, serde_json::json!({"files": []}), "the Files API");
         assert_eq!(get(&fake, "/v1beta/whatever/x", "k").await.0, StatusCode::NOT_FOUND);
         assert_eq!(get(&fake, "/images/cat.png", "k").await.0, StatusCode::NOT_FOUND, "images only when asked for");

@@ -4,6 +4,7 @@
 mod caches;
 pub mod fake;
 mod files;
+mod operations;
 pub mod proxies;
 
 use std::collections::BTreeMap;

@@ -60,7 +60,7 @@ pub async fn handle(
     // hashed only then).
     let files = crate::affinity::resources_in_body(&call.body);
     let owner = (!files.is_empty()).then(|| call.owner());
-    let super::Call { method, headers, query, body, .. } = call;
+    let super::Call { method, headers, query, body, token } = call;
     let expected = if matches!(target, Target::Method { .. }) { Method::POST } else { Method::GET };
     if *method != expected {
         return Err(ApiError::MethodNotAllowed(method.clone()));
@@ -124,6 +124,14 @@ pub async fn handle(
         body: OutBody::Bytes(body),
         placement: KeyPlacement::GoogHeader,
     };
+    // A batch or a long-running operation is created on the key that answers, and pinned to it.
+    if let Target::Method { method, .. } = &target
+        && super::operations::creates(method)
+    {
+        let served = proxy::fetch(state, plan, out).await?;
+        super::operations::bind_created(state, &served, &crate::affinity::Owner::of_token(token)).await?;
+        return Ok(super::owned::relay(&served, None));
+    }
     let shape = match target {
         Target::List => Shape::ModelList(cfg),
         Target::Get(m) => Shape::SearchVariant(cfg, m),

@@ -261,3 +261,53 @@ async fn a_cache_follows_its_files_key_and_generations_follow_the_cache() {
     assert_eq!(gw.post(GENERATE, body.to_string()).await.status, StatusCode::NOT_FOUND, "a deleted cache is unknown");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn batches_and_operations_stay_on_the_key_that_made_them() {
+    let (fake, gw) = pool(3).await;
+    let file = upload(&gw, TOKEN, &[b"{\"key\":\"1\",\"request\":{}}\n"]).await.json()["file"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = json!({"batch": {"displayName": "b", "inputConfig": {"fileName": file}}}).to_string();
+    let r = gw.post("/v1beta/models/gemini-2.5-flash:batchGenerateContent", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let batch = r.json()["name"].as_str().unwrap().to_string();
+    let owner = fake.requests().last().unwrap().key.clone();
+    for _ in 0..3 {
+        let r = gw.get(&format!("/v1beta/{batch}")).await;
+        assert_eq!((r.status, r.json()["name"].as_str()), (StatusCode::OK, Some(batch.as_str())));
+        assert_eq!(fake.requests().last().unwrap().key, owner);
+    }
+    let r = gw.request(Method::POST, &format!("/v1beta/{batch}:cancel"), &[("x-goog-api-key", TOKEN)], "{}").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let list = gw.get("/v1beta/batches").await.json();
+    assert_eq!(list["batches"].as_array().unwrap().len(), 1);
+    let other = [("x-goog-api-key", OTHER)];
+    assert_eq!(
+        gw.request(Method::GET, &format!("/v1beta/{batch}"), &other, Bytes::new()).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = gw.request(Method::DELETE, &format!("/v1beta/{batch}"), &[("x-goog-api-key", TOKEN)], Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(gw.get(&format!("/v1beta/{batch}")).await.status, StatusCode::NOT_FOUND);
+    // A long-running operation (Veo's predictLongRunning) is polled on its key, on both paths.
+    let r = gw
+        .post("/v1beta/models/veo-3.0-generate-001:predictLongRunning", r#"{"instances":[{"prompt":"a cat"}]}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let op = r.json()["name"].as_str().unwrap().to_string();
+    assert!(op.starts_with("models/veo-3.0-generate-001/operations/"), "{op}");
+    let owner = fake.requests().last().unwrap().key.clone();
+    for _ in 0..3 {
+        let r = gw.get(&format!("/v1beta/{op}")).await;
+        assert_eq!((r.status, r.json()["done"].as_bool()), (StatusCode::OK, Some(true)));
+        assert_eq!(fake.requests().last().unwrap().key, owner);
+    }
+    assert_eq!(
+        gw.request(Method::GET, &format!("/v1beta/{op}"), &other, Bytes::new()).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(gw.get("/v1beta/operations/never-made").await.status, StatusCode::NOT_FOUND);
+    gw.stop().await;
+}
