@@ -59,6 +59,12 @@ pub fn file_name(reference: &str) -> Option<String> {
     ok.then(|| format!("files/{id}"))
 }
 
+/// The files an operation's answer says it made: every `"uri"` naming a file (Veo's
+/// `generatedSamples[].video.uri`).
+pub fn files_made(body: &[u8]) -> Vec<String> {
+    scan(body, &[(b"\"uri\"", file_name)])
+}
+
 /// The name of a batch or long-running operation as Google returns it (`batches/x`,
 /// `operations/x`, `models/{m}/operations/x`), checked for the characters names carry.
 pub fn operation_name(name: &str) -> Option<String> {
@@ -84,18 +90,26 @@ pub fn cache_name(reference: &str) -> Option<String> {
 /// `cachedContent` (or `cached_content`). Found by a byte scan (memchr's SIMD search), not a
 /// parse: the body passes through untouched and may be large.
 pub fn resources_in_body(body: &[u8]) -> Vec<String> {
+    scan(
+        body,
+        &[
+            (b"\"fileUri\"", file_name),
+            (b"\"file_uri\"", file_name),
+            // A batch's input file (`inputConfig.fileName`).
+            (b"\"fileName\"", file_name),
+            (b"\"file_name\"", file_name),
+            (b"\"cachedContent\"", cache_name),
+            (b"\"cached_content\"", cache_name),
+        ],
+    )
+}
+
+type Namer = fn(&str) -> Option<String>;
+
+/// The names the string values of `fields` mean, each once, in order of the fields.
+fn scan(body: &[u8], fields: &[(&[u8], Namer)]) -> Vec<String> {
     let mut out = Vec::new();
-    type Namer = fn(&str) -> Option<String>;
-    let fields: [(&[u8], Namer); 6] = [
-        (b"\"fileUri\"", file_name),
-        (b"\"file_uri\"", file_name),
-        // A batch's input file (`inputConfig.fileName`).
-        (b"\"fileName\"", file_name),
-        (b"\"file_name\"", file_name),
-        (b"\"cachedContent\"", cache_name),
-        (b"\"cached_content\"", cache_name),
-    ];
-    for (field, namer) in fields {
+    for &(field, namer) in fields {
         let finder = memchr::memmem::Finder::new(field);
         let mut from = 0;
         while let Some(at) = finder.find(&body[from..]) {
@@ -157,6 +171,11 @@ impl Affinity {
             }
         }
         Ok(key.map(|(k, _)| k))
+    }
+
+    /// Forgets the bindings expired at `now` (the database's go with the log retention job).
+    pub fn prune(&self, now: DateTime<Utc>) {
+        self.bindings.write().retain(|_, b| b.expires.is_none_or(|e| e > now));
     }
 
     /// The live resources each key owns.
@@ -228,6 +247,8 @@ mod tests {
         for ok in ["batches/b1", "operations/o-1", "models/veo-3/operations/o1"] {
             assert_eq!(operation_name(ok).as_deref(), Some(ok));
         }
+        let veo = br#"{"done":true,"response":{"generateVideoResponse":{"generatedSamples":[{"video":{"uri":"https://generativelanguage.googleapis.com/v1beta/files/v1:download?alt=media"}}]}}}"#;
+        assert_eq!(files_made(veo), vec!["files/v1".to_string()]);
         for bad in ["batches/", "batches/a/b", "models//operations/x", "models/m/operations/../x", "files/x", "x"] {
             assert_eq!(operation_name(bad), None, "{bad}");
         }
@@ -261,5 +282,8 @@ mod tests {
         assert!(a.owned(&other, "files/", now).is_empty());
         a.unbind("files/a");
         assert_eq!(a.counts(now)[&1], 1);
+        assert_eq!(a.bindings.read().len(), 3);
+        a.prune(now);
+        assert_eq!(a.bindings.read().len(), 2, "files/old expired");
     }
 }

@@ -135,6 +135,14 @@ pub async fn clean_logs(state: &Arc<State>) -> (usize, usize) {
     if totals != (0, 0) {
         tracing::info!("log retention: deleted {} request rows and {} error rows", totals.0, totals.1);
     }
+    // Bindings of resources past their expiry go too (Google has deleted the files by then).
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.delete_expired_resources(now)).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!("{n} expired resource binding(s) removed"),
+        Ok(Err(e)) => tracing::error!("removing expired resource bindings failed: {e}"),
+        _ => {}
+    }
+    state.affinity.prune(now);
     totals
 }
 

@@ -67,6 +67,17 @@ impl Operations {
                 inner.1.remove(&name);
                 json_response(200, &json!({}))
             }
+            (&Method::GET, true, false) if name.contains("/operations/") => {
+                // A finished Veo operation: its video is a file of the same key.
+                let id = name.rsplit('/').next().unwrap_or("o");
+                let uri =
+                    format!("https://generativelanguage.googleapis.com/v1beta/files/video-{id}:download?alt=media");
+                json_response(
+                    200,
+                    &json!({"name": name, "done": true,
+                    "response": {"generateVideoResponse": {"generatedSamples": [{"video": {"uri": uri}}]}}}),
+                )
+            }
             (&Method::GET, true, false) => {
                 json_response(200, &json!({"name": name, "done": true, "metadata": {"state": "BATCH_STATE_SUCCEEDED"}}))
             }

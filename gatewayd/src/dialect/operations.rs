@@ -78,5 +78,13 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
     if route == "batches.delete" && served.status.is_success() {
         owned::unbind(state, &name).await?;
     }
+    // What a finished operation made (Veo's videos are files to download) lives on its key.
+    if route == "operations.get" && served.status.is_success() {
+        for file in affinity::files_made(&served.body) {
+            if state.affinity.resolve(std::slice::from_ref(&file), &owner, state.now()).is_err() {
+                owned::bind(state, &file, key, &owner, None).await?;
+            }
+        }
+    }
     Ok(relay(&served, None))
 }

@@ -449,4 +449,24 @@ mod tests {
         assert_eq!((u.requests, u.last_used.map(ms)), (50, Some(ms(now))));
         assert_eq!(s.stats(StatsBy::Model, since).unwrap()[0].latencies.percentile(95), 5);
     }
+
+    #[test]
+    fn resource_bindings_round_trip_and_expire() {
+        use crate::affinity::{Binding, Owner};
+        let (_d, s) = store();
+        let now = from_ms(ms(Utc::now()));
+        let owner = Owner::of_token("t");
+        let live = Binding { key_id: 1, owner: owner.clone(), expires: Some(now + chrono::Duration::hours(1)) };
+        let gone = Binding { key_id: 2, owner: owner.clone(), expires: Some(now - chrono::Duration::seconds(1)) };
+        let forever = Binding { key_id: 3, owner, expires: None };
+        s.bind_resource("files/live", &live, now).unwrap();
+        s.bind_resource("files/gone", &gone, now).unwrap();
+        s.bind_resource("batches/b", &forever, now).unwrap();
+        assert_eq!(s.delete_expired_resources(now).unwrap(), 1);
+        let mut rows = s.load_resources(now).unwrap();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(rows, vec![("batches/b".to_string(), forever), ("files/live".to_string(), live)]);
+        s.unbind_resource("files/live").unwrap();
+        assert_eq!(s.load_resources(now).unwrap().len(), 1);
+    }
 }

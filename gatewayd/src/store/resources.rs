@@ -20,10 +20,17 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the bindings expired at `now`; returns how many.
+    pub fn delete_expired_resources(&self, now: DateTime<Utc>) -> Result<usize> {
+        Ok(self
+            .conn()?
+            .execute("DELETE FROM resources WHERE expires_at IS NOT NULL AND expires_at <= ?1", [ms(now)])?)
+    }
+
     /// Every binding not yet expired at `now`; expired ones are deleted.
     pub fn load_resources(&self, now: DateTime<Utc>) -> Result<Vec<(String, Binding)>> {
+        self.delete_expired_resources(now)?;
         let c = self.conn()?;
-        c.execute("DELETE FROM resources WHERE expires_at IS NOT NULL AND expires_at <= ?1", [ms(now)])?;
         let mut stmt = c.prepare("SELECT name, key_id, owner, expires_at FROM resources")?;
         let rows = stmt.query_map([], |r| {
             Ok((

@@ -309,5 +309,10 @@ async fn batches_and_operations_stay_on_the_key_that_made_them() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(gw.get("/v1beta/operations/never-made").await.status, StatusCode::NOT_FOUND);
+    // The video the finished operation made is a file of the operation's key, for its download.
+    let video = format!("files/video-{}", op.rsplit('/').next().unwrap());
+    let me = gatewayd::affinity::Owner::of_token(TOKEN);
+    let op_key = gw.state.affinity.resolve(std::slice::from_ref(&op), &me, gw.state.now()).unwrap();
+    assert_eq!(gw.state.affinity.resolve(std::slice::from_ref(&video), &me, gw.state.now()).unwrap(), op_key);
     gw.stop().await;
 }
