@@ -146,9 +146,31 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     };
     drop(cfg);
     let result = async {
-        let (body, _held) = read_body(&parts.headers, body, rules).await?;
         let query = parts.uri.query();
-        let call = Call { method: &parts.method, headers: &parts.headers, query, body: body.clone(), token: presented };
+        if upload_url {
+            // An upload's bytes pass as they arrive, in bounded memory, up to Google's 2 GB cap.
+            let stream = http_body_util::Limited::new(body, files::MAX_UPLOAD_BYTES)
+                .map_err(|e| -> crate::body::BoxError { e })
+                .boxed();
+            let call = Call {
+                method: &parts.method,
+                headers: &parts.headers,
+                query,
+                body: Bytes::new(),
+                token: presented,
+                stream: Some(stream),
+            };
+            return files::handle(&state, files::Target::Upload, call).await;
+        }
+        let (body, _held) = read_body(&parts.headers, body, rules).await?;
+        let call = Call {
+            method: &parts.method,
+            headers: &parts.headers,
+            query,
+            body: body.clone(),
+            token: presented,
+            stream: None,
+        };
         match route {
             Route::Native { version, rest } => {
                 let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;

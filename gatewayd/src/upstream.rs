@@ -45,7 +45,6 @@ pub enum OutBody {
 }
 
 impl OutBody {
-    #[cfg_attr(not(test), expect(dead_code, reason = "for bodies relayed as they arrive (resumable uploads)"))]
     pub fn once(body: Body) -> Self {
         OutBody::Once(parking_lot::Mutex::new(Some(body)))
     }

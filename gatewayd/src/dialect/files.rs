@@ -35,7 +35,8 @@ pub enum Target<'a> {
 fn upload_headers(client: &HeaderMap) -> HeaderMap {
     let mut h = forwarded_headers(client);
     for (name, value) in client {
-        if name.as_str().starts_with("x-goog-upload-") {
+        // The length too: a relayed chunk goes upstream with the size the client declared.
+        if name.as_str().starts_with("x-goog-upload-") || name == header::CONTENT_LENGTH {
             h.insert(name.clone(), value.clone());
         }
     }
@@ -49,7 +50,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
         Target::Upload if *call.method != Method::POST && *call.method != Method::PUT => {
             Err(ApiError::MethodNotAllowed(call.method.clone()))
         }
-        Target::Upload => upload(state, &call, &owner, query.as_deref()).await,
+        Target::Upload => upload(state, call, &owner, query.as_deref()).await,
         Target::List if *call.method == Method::GET => {
             owned::list(state, call.headers, &owner, "files", "files.list").await
         }
@@ -88,9 +89,12 @@ pub fn known_upload(state: &State, query: Option<&str>) -> bool {
     upload_id(query).is_some_and(|id| state.affinity.upload(id).is_some())
 }
 
+/// Google's cap on one file; a relayed upload longer than this is cut.
+pub const MAX_UPLOAD_BYTES: usize = (2 << 30) + (1 << 20);
+
 async fn upload(
     state: &Arc<State>,
-    call: &Call<'_>,
+    mut call: Call<'_>,
     owner: &Owner,
     query: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
@@ -99,7 +103,10 @@ async fn upload(
             let up =
                 state.affinity.upload(id).ok_or_else(|| ApiError::NotFound(format!("upload {id} is not found")))?;
             let keys = pinned(state, &format!("upload {id}"), up.key_id)?;
-            let out = outgoing(Method::POST, up.upstream.clone(), upload_headers(call.headers), call.body.clone());
+            let mut out = outgoing(Method::POST, up.upstream.clone(), upload_headers(call.headers), call.body.clone());
+            if let Some(stream) = call.stream.take() {
+                out.body = crate::upstream::OutBody::once(stream);
+            }
             let served = proxy::fetch(state, plan("files.upload", keys), out).await?;
             let done = served.headers.get("x-goog-upload-status").is_some_and(|s| s == "final" || s == "cancelled");
             if done || !served.status.is_success() && served.status != StatusCode::PERMANENT_REDIRECT {
@@ -125,7 +132,7 @@ async fn upload(
                     state.affinity.start_upload(&id, upload);
                     Some(format!(
                         "{}/upload/v1beta/files?upload_id={id}&upload_protocol=resumable",
-                        origin(state, call)
+                        origin(state, &call)
                     ))
                 }
                 None => None,

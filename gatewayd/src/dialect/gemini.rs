@@ -60,7 +60,7 @@ pub async fn handle(
     // hashed only then).
     let files = crate::affinity::resources_in_body(&call.body);
     let owner = (!files.is_empty()).then(|| call.owner());
-    let super::Call { method, headers, query, body, token } = call;
+    let super::Call { method, headers, query, body, token, .. } = call;
     let expected = if matches!(target, Target::Method { .. }) { Method::POST } else { Method::GET };
     if *method != expected {
         return Err(ApiError::MethodNotAllowed(method.clone()));

@@ -19,6 +19,8 @@ pub struct Call<'a> {
     pub body: Bytes,
     /// The client token that asked, for key affinity (hashed only when a route needs it).
     pub token: &'a str,
+    /// A body relayed as it arrives instead of read first (a resumable upload's chunks).
+    pub stream: Option<crate::body::Body>,
 }
 
 impl Call<'_> {

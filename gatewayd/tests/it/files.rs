@@ -316,3 +316,16 @@ async fn batches_and_operations_stay_on_the_key_that_made_them() {
     assert_eq!(gw.state.affinity.resolve(std::slice::from_ref(&video), &me, gw.state.now()).unwrap(), op_key);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn an_upload_chunk_larger_than_any_request_body_is_relayed_as_it_arrives() {
+    let (fake, gw) = pool(2).await;
+    // 40 MB in one chunk, over server.max_body_bytes (32 MiB), which bounds every other body.
+    let big = vec![b'z'; 40 << 20];
+    let done = upload(&gw, TOKEN, &[&big]).await;
+    assert_eq!(done.json()["file"]["sizeBytes"], (40u64 << 20).to_string());
+    assert_eq!(fake.file_count(), 1);
+    let r = gw.post(GENERATE, vec![b' '; 33 << 20]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "other bodies keep their bound");
+    gw.stop().await;
+}
