@@ -53,10 +53,16 @@ pub struct Affinity {
 /// The name a reference means: `files/abc` from `files/abc`, a full Google URL
 /// (`https://…/v1beta/files/abc`) or a download path; `None` when it names no file.
 pub fn file_name(reference: &str) -> Option<String> {
-    let at = reference.rfind("files/")?;
-    let id = reference[at + "files/".len()..].split(['?', '#', ':']).next()?;
+    named(reference, "files/")
+}
+
+/// `{prefix}{id}` for the last `{prefix}` in a reference, its id cut at `?`, `#` or `:` and made
+/// only of the characters Google's ids use.
+fn named(reference: &str, prefix: &str) -> Option<String> {
+    let at = reference.rfind(prefix)?;
+    let id = reference[at + prefix.len()..].split(['?', '#', ':']).next()?;
     let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then(|| format!("files/{id}"))
+    ok.then(|| format!("{prefix}{id}"))
 }
 
 /// The files an operation's answer says it made: every `"uri"` naming a file (Veo's
@@ -80,10 +86,7 @@ pub fn operation_name(name: &str) -> Option<String> {
 
 /// The name a `cachedContent` value means (`cachedContents/abc`, also as a full URL).
 pub fn cache_name(reference: &str) -> Option<String> {
-    let at = reference.rfind("cachedContents/")?;
-    let id = reference[at + "cachedContents/".len()..].split(['?', '#', ':']).next()?;
-    let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then(|| format!("cachedContents/{id}"))
+    named(reference, "cachedContents/")
 }
 
 /// Every resource a body names: files in `fileUri` (or `file_uri`), cached contents in

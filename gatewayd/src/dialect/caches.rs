@@ -26,10 +26,7 @@ pub enum Target<'a> {
 pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let owner = call.owner();
     let query = crate::auth::strip_key_param(call.query);
-    let with_query = |path: String| match &query {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
-    };
+    let with_query = |path: String| owned::with_query(path, &query);
     match target {
         Target::Collection if *call.method == Method::GET => {
             owned::list(state, call.headers, &owner, "cachedContents", "cachedContents.list").await

@@ -66,11 +66,12 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
                 (Target::File(_), &Method::DELETE) => ("files.delete", format!("/v1beta/{name}")),
                 _ => return Err(ApiError::MethodNotAllowed(call.method.clone())),
             };
-            let path = match &query {
-                Some(q) => format!("{path}?{q}"),
-                None => path,
-            };
-            let out = outgoing(call.method.clone(), path, forwarded_headers(call.headers), Bytes::new());
+            let out = outgoing(
+                call.method.clone(),
+                owned::with_query(path, &query),
+                forwarded_headers(call.headers),
+                Bytes::new(),
+            );
             let served = proxy::fetch(state, plan(route, keys), out).await?;
             if route == "files.delete" && served.status.is_success() {
                 owned::unbind(state, &name).await?;
@@ -117,10 +118,7 @@ async fn upload(
             (served, None)
         }
         None => {
-            let path = match query {
-                Some(q) => format!("/upload/v1beta/files?{q}"),
-                None => "/upload/v1beta/files".to_string(),
-            };
+            let path = owned::with_query("/upload/v1beta/files".into(), &query.map(String::from));
             let out = outgoing(Method::POST, path, upload_headers(call.headers), call.body.clone());
             let served = proxy::fetch(state, plan("files.upload", KeyChoice::Any), out).await?;
             let google_url = served.headers.get("x-goog-upload-url").and_then(|v| v.to_str().ok());

@@ -47,10 +47,7 @@ pub async fn bind_created(state: &Arc<State>, served: &Served, owner: &Owner) ->
 pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let owner = call.owner();
     let query = crate::auth::strip_key_param(call.query);
-    let with_query = |path: String| match &query {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
-    };
+    let with_query = |path: String| owned::with_query(path, &query);
     let (name, route, method) = match (&target, call.method) {
         (Target::Batches, &Method::GET) => {
             return owned::list(state, call.headers, &owner, "batches", "batches.list").await;

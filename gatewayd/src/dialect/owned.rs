@@ -17,6 +17,14 @@ use crate::proxy::{self, KeyChoice, Plan, Served, forwarded_headers};
 use crate::state::State;
 use crate::upstream::{KeyPlacement, OutBody, Outgoing};
 
+/// An upstream path with the client's query (its `key` already taken out).
+pub fn with_query(path: String, query: &Option<String>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    }
+}
+
 pub fn plan(route: &'static str, keys: KeyChoice) -> Plan {
     Plan { route: route.into(), model: None, stream: false, expect: Expect::Anything, keys }
 }
