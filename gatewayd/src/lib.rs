@@ -12,14 +12,15 @@
 //! | module | owns |
 //! |---|---|
 //! | `server`, `router`, `auth`, `body`, `error` | the edge: connections, routes, tokens, the body type, errors in each dialect's shape |
-//! | `dialect/` | PURE client dialects: `gemini` (native, body untouched), `openai/` (`chat/{request,response,stream}`, `embeddings`), `passthrough`; shared `wire` (typed Gemini structs and stream decoder), `schema`, `signature` |
+//! | `dialect/` | PURE client dialects: `gemini` (native, body untouched), `openai/` (`chat/{request,response,stream}`, `embeddings`), `passthrough`; shared `wire` (typed Gemini structs and stream decoder), `schema`, `signature`; the pool-owned resources `files` (resumable uploads), `caches`, `operations` (batches, long-running operations) over `owned` |
+//! | `affinity` | key affinity: which key and client token own each resource (memory for the hot path, `store/resources` for restarts), references found in bodies, upload sessions |
 //! | `proxy/` | the one seam every route uses: `serve`, the attempt loop, `policy` (PURE decisions), `relay` (streams), `ledger` (one log record per request) |
 //! | `keypool`, `throttle`, `outcome` | PURE key health and selection, egress throttling, what an answer means for its key |
 //! | `models`, `catalog` | checked model names and the operator's model rules; model lists |
 //! | `upstream`, `image_fetch` | the one outbound client and the request it sends; image fetches |
 //! | `config/`, `settings`, `live`, `secret` | config structs, layers and field registry; runtime settings; the swapped snapshot; the masking newtype |
 //! | `admin/`, `metrics` | the admin API by noun (keys, settings, logs, metrics); the Prometheus counters |
-//! | `logbook`, `record`, `store/` | the batched log writer; log records; all SQL, by table group |
+//! | `logbook`, `record`, `store/` | the batched log writer; log records; all SQL, by table group (`rollup`: the per-minute and per-hour summaries `keys list` and `stats` read) |
 //! | `jobs`, `verify`, `clock`, `state`, `sse`, `usage` | cron jobs; key probes; the movable clock; shared state; SSE framing; token usage |
 //!
 //! Modules are private unless the binaries or the integration tests use them.
