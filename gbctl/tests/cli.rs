@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use gatewayd_testkit::fake::{FakeGemini, Script};
-use gatewayd_testkit::{GENERATE, Gateway, HELLO, key};
+use gatewayd_testkit::{GENERATE, Gateway, HELLO, TOKEN, key};
 use http::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -600,5 +600,36 @@ async fn key_tails_may_begin_with_a_dash_and_cells_are_escaped() {
     assert_eq!(table.code, 0, "{}", table.stderr);
     assert!(!table.stdout.contains('\u{1b}'), "no raw escape reaches the terminal: {:?}", table.stdout);
     assert!(table.stdout.contains("\\u{1b}"), "shown escaped: {}", table.stdout);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn removing_a_key_that_owns_files_needs_force() {
+    let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url()).keys(&[key(1)]).start().await;
+    let h = |k: &'static str, v: &'static str| (k, v);
+    let start = gw
+        .request(
+            http::Method::POST,
+            "/upload/v1beta/files",
+            &[
+                h("x-goog-api-key", TOKEN),
+                h("x-goog-upload-protocol", "resumable"),
+                h("x-goog-upload-command", "start"),
+            ],
+            "{}",
+        )
+        .await;
+    let url = start.headers["x-goog-upload-url"].to_str().unwrap().to_string();
+    let path = url.strip_prefix(&gw.url("")).unwrap().to_string();
+    let chunk = [h("x-goog-upload-command", "upload, finalize"), h("x-goog-upload-offset", "0")];
+    assert_eq!(gw.request(http::Method::POST, &path, &chunk, "data").await.status, StatusCode::OK);
+    let listed = gbctl(&gw, &["-o", "json", "keys", "list"]).await.json();
+    assert_eq!(listed[0]["resources"], 1);
+    let r = gbctl(&gw, &["keys", "remove", "1"]).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stderr.contains("owns 1 live resource") && r.stderr.contains("--force"), "{}", r.stderr);
+    let r = gbctl(&gw, &["keys", "remove", "1", "--force"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
     gw.stop().await;
 }

@@ -329,3 +329,24 @@ async fn an_upload_chunk_larger_than_any_request_body_is_relayed_as_it_arrives()
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "other bodies keep their bound");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_cooling_owner_key_is_waited_for_then_429_never_another_key() {
+    let (fake, gw) = pool(3).await;
+    let file = upload(&gw, TOKEN, &[b"doc"]).await.json()["file"].clone();
+    let name = file["name"].as_str().unwrap().to_string();
+    let me = gatewayd::affinity::Owner::of_token(TOKEN);
+    let owner = gw.state.affinity.resolve(std::slice::from_ref(&name), &me, gw.state.now()).unwrap().unwrap();
+    gw.cool(owner, "gemini-2.5-flash", gw.state.now() + chrono::Duration::seconds(40));
+    let before = fake.requests().len();
+    let body = json!({"contents":[{"parts":[{"fileData":{"fileUri":file["uri"]}}]}]}).to_string();
+    let r = gw.post(GENERATE, body.clone()).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=40).contains(&retry), "{retry}");
+    assert_eq!(fake.requests().len(), before, "the other keys were free, and not used");
+    // Another model is not cooling on that key: the same file serves there.
+    let other_model = GENERATE.replace("gemini-2.5-flash", "gemini-2.5-pro");
+    assert_eq!(gw.post(&other_model, body).await.status, StatusCode::OK);
+    gw.stop().await;
+}

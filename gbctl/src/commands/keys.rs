@@ -13,7 +13,11 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Outcome {
     match cmd {
         KeysCommand::List { state } => list(ctx, state).await,
         KeysCommand::Add { keys, file } => add(ctx, keys, file).await,
-        KeysCommand::Remove { keys, force } => {
+        KeysCommand::Remove { mut keys, mut force } => {
+            // KEY arguments may begin with `-`, so a `--force` after them arrives as a "key".
+            let before = keys.len();
+            keys.retain(|k| k != "--force");
+            force |= keys.len() != before;
             act(ctx, api::KEYS_REMOVE, "removed", KeySelection { force, ..select(keys, false, false) }).await
         }
         KeysCommand::Disable { keys } => act(ctx, api::KEYS_DISABLE, "disabled", select(keys, false, false)).await,
