@@ -579,6 +579,17 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
             }
         }
         "countTokens" => json_response(200, &json!({"totalTokens": 7})),
+        // Imagen: one PNG per requested image.
+        "predict" => {
+            let n = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["parameters"]["sampleCount"].as_u64())
+                .unwrap_or(1);
+            let png = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, PNG);
+            let predictions: Vec<Value> =
+                (0..n).map(|_| json!({"bytesBase64Encoded": png, "mimeType": "image/png"})).collect();
+            json_response(200, &json!({ "predictions": predictions }))
+        }
         "embedContent" => json_response(200, &json!({"embedding": {"values": [0.1, 0.2, 0.3]}})),
         "batchEmbedContents" => {
             let n = serde_json::from_slice::<Value>(body)

@@ -350,3 +350,18 @@ async fn a_cooling_owner_key_is_waited_for_then_429_never_another_key() {
     assert_eq!(gw.post(&other_model, body).await.status, StatusCode::OK);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn imagen_predict_passes_through_the_pool() {
+    let (fake, gw) = pool(2).await;
+    let body = r#"{"instances":[{"prompt":"a cat"}],"parameters":{"sampleCount":2}}"#;
+    let r = gw.post("/v1beta/models/imagen-4.0-generate-001:predict", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["predictions"].as_array().unwrap().len(), 2);
+    let sent = fake.requests().pop().unwrap();
+    assert_eq!(
+        (sent.path.as_str(), &sent.body[..]),
+        ("/v1beta/models/imagen-4.0-generate-001:predict", body.as_bytes())
+    );
+    gw.stop().await;
+}
