@@ -109,14 +109,27 @@ pub fn resources_in_body(body: &[u8]) -> Vec<String> {
 
 type Namer = fn(&str) -> Option<String>;
 
-/// The names the string values of `fields` mean, each once, in order of the fields.
+/// The names the string values of `fields` mean, each once. One pass over the body per distinct
+/// 5-byte field prefix (`"file`, `"cach`), not one per field: bodies can be large.
 fn scan(body: &[u8], fields: &[(&[u8], Namer)]) -> Vec<String> {
     let mut out = Vec::new();
-    for &(field, namer) in fields {
-        let finder = memchr::memmem::Finder::new(field);
+    let mut prefixes: Vec<&[u8]> = Vec::new();
+    for (f, _) in fields {
+        let p = &f[..f.len().min(5)];
+        if !prefixes.contains(&p) {
+            prefixes.push(p);
+        }
+    }
+    for prefix in prefixes {
+        let finder = memchr::memmem::Finder::new(prefix);
         let mut from = 0;
         while let Some(at) = finder.find(&body[from..]) {
-            let after = from + at + field.len();
+            let start = from + at;
+            from = start + prefix.len();
+            let Some(&(field, namer)) = fields.iter().find(|(f, _)| body[start..].starts_with(f)) else {
+                continue;
+            };
+            let after = start + field.len();
             from = after;
             let rest = &body[after..];
             let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else { break };

@@ -214,26 +214,16 @@ impl Gateway {
     /// Waits (generously) until the request log holds at least `n` rows, and returns them.
     pub async fn logged_requests(&self, n: usize) -> Vec<StoredRequest> {
         let store = self.state.store.clone();
-        for _ in 0..200 {
-            let rows = store.recent_requests(&LogFilter { limit: 10_000, ..Default::default() }).unwrap();
-            if rows.len() >= n {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("request log never reached {n} rows");
+        wait_rows("request log", n, || {
+            store.recent_requests(&LogFilter { limit: 10_000, ..Default::default() }).unwrap()
+        })
+        .await
     }
 
     pub async fn logged_errors(&self, n: usize) -> Vec<StoredError> {
         let store = self.state.store.clone();
-        for _ in 0..200 {
-            let rows = store.recent_errors(&LogFilter { limit: 10_000, ..Default::default() }).unwrap();
-            if rows.len() >= n {
-                return rows;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("error log never reached {n} rows");
+        wait_rows("error log", n, || store.recent_errors(&LogFilter { limit: 10_000, ..Default::default() }).unwrap())
+            .await
     }
 
     /// Invalidates key `id` as an auth rejection would.
@@ -260,6 +250,18 @@ impl Gateway {
     pub fn health(&self, key: &str) -> gatewayd::keypool::Health {
         self.state.pool.snapshot().iter().find(|k| k.secret.expose() == key).expect("key in pool").health()
     }
+}
+
+/// Polls `read` (every 25 ms, for up to 5 s) until it returns at least `n` rows.
+async fn wait_rows<T>(what: &str, n: usize, read: impl Fn() -> Vec<T>) -> Vec<T> {
+    for _ in 0..200 {
+        let rows = read();
+        if rows.len() >= n {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} never reached {n} rows");
 }
 
 pub const GENERATE: &str = "/v1beta/models/gemini-2.5-flash:generateContent";

@@ -72,6 +72,11 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
                 forwarded_headers(call.headers),
                 Bytes::new(),
             );
+            if route == "files.download" {
+                // A download (a video, a large file) is relayed as it arrives, never held whole.
+                let plan = crate::proxy::Plan { stream: true, ..plan(route, keys) };
+                return Ok(proxy::serve(state, plan, out, super::gemini::Native::relayed()).await);
+            }
             let served = proxy::fetch(state, plan(route, keys), out).await?;
             if route == "files.delete" && served.status.is_success() {
                 owned::unbind(state, &name).await?;

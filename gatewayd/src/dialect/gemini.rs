@@ -149,9 +149,16 @@ enum Shape {
     SearchVariant(Arc<Config>, ModelName),
 }
 
-struct Native {
+pub(super) struct Native {
     shape: Shape,
     sse: bool,
+}
+
+impl Native {
+    /// Bytes relayed untouched, as they arrive (a file download).
+    pub(super) fn relayed() -> Native {
+        Native { shape: Shape::Untouched, sse: false }
+    }
 }
 
 impl Render for Native {

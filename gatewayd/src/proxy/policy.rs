@@ -182,6 +182,9 @@ fn no_key_error(no_key: NoKey, model: &str, now: DateTime<Utc>, last: Option<Api
                 retry_after_secs: None,
             }
         }
+        // The key a resource belongs to left rotation between the dialect's check and the pick:
+        // the same 409 the dialect gives, never another key.
+        NoKey::Pinned { .. } => ApiError::Bound(no_key.message(model)),
         other => ApiError::NoKey {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: other.message(model),
@@ -193,6 +196,13 @@ fn no_key_error(no_key: NoKey, model: &str, now: DateTime<Utc>, last: Option<Api
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_key_out_of_rotation_is_a_409_not_a_503() {
+        let e = no_key_error(NoKey::Pinned { id: 3, state: "disabled" }, "m", Utc::now(), None);
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+        assert!(e.message().contains("#3") && e.message().contains("disabled"), "{}", e.message());
+    }
     use crate::outcome::{CoolReason, Cooldown};
     use chrono::Duration;
 
