@@ -285,4 +285,31 @@ mod tests {
         assert_eq!(resolve("/v1betax"), Route::Unknown);
         assert_eq!(resolve("/"), Route::Unknown);
     }
+
+    #[test]
+    fn resolves_the_stateful_routes_on_both_spellings() {
+        use crate::dialect::{caches::Target as C, files::Target as F, operations::Target as O};
+        for prefix in ["", "/gemini"] {
+            let r = |p: &str| format!("{prefix}{p}");
+            assert_eq!(resolve(&r("/upload/v1beta/files")), Route::Files(F::Upload));
+            assert_eq!(resolve(&r("/download/v1beta/files/abc:download")), Route::Files(F::Download("abc")));
+            assert_eq!(resolve(&r("/v1beta/files")), Route::Files(F::List));
+            assert_eq!(resolve(&r("/v1beta/files/abc")), Route::Files(F::File("abc")));
+            assert_eq!(resolve(&r("/v1beta/cachedContents")), Route::Caches(C::Collection));
+            assert_eq!(resolve(&r("/v1beta/cachedContents/c1")), Route::Caches(C::Item("c1")));
+            assert_eq!(resolve(&r("/v1beta/batches")), Route::Operations(O::Batches));
+            assert_eq!(
+                resolve(&r("/v1beta/batches/b1:cancel")),
+                Route::Operations(O::Batch { id: "b1", cancel: true })
+            );
+            assert_eq!(
+                resolve(&r("/v1beta/models/veo/operations/o1")),
+                Route::Operations(O::Operation("models/veo/operations/o1".into()))
+            );
+            assert_eq!(resolve(&r("/v1beta/operations/o1")), Route::Operations(O::Operation("operations/o1".into())));
+        }
+        // Not resources: a model path, and a batch path with more segments.
+        assert!(matches!(resolve("/v1beta/models/m:batchGenerateContent"), Route::Native { .. }));
+        assert!(matches!(resolve("/v1beta/batches/a/b"), Route::Native { .. }));
+    }
 }
