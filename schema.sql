@@ -60,7 +60,9 @@ CREATE TABLE request_log (
     stream            INTEGER NOT NULL,
     prompt_tokens     INTEGER,
     completion_tokens INTEGER,
-    error             TEXT
+    error             TEXT,
+    -- The resource a request was pinned to (key affinity), e.g. `files/abc`.
+    resource          TEXT
 );
 CREATE INDEX request_log_ts ON request_log (ts);
 

@@ -29,6 +29,8 @@ pub struct RequestRecord {
     /// Set when read back from the store, where the attempts are not loaded.
     pub stored_trail: Option<String>,
     pub stream: bool,
+    /// The resource the request was pinned to (`files/abc`), when it named one.
+    pub resource: Option<String>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub error: Option<String>,
@@ -86,6 +88,7 @@ impl RequestRecord {
             attempt_count: 0,
             stored_trail: None,
             stream: false,
+            resource: None,
             prompt_tokens: None,
             completion_tokens: None,
             error: None,

@@ -154,6 +154,9 @@ pub struct LogView {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub error: Option<String>,
+    /// The resource the request was pinned to by key affinity (`files/abc`); present only then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -60,6 +60,7 @@ fn log_view(state: &State, r: &RequestRecord, stored_key: Option<&str>) -> api::
         attempts: r.attempt_count,
         trail: r.trail(),
         stream: r.stream,
+        resource: r.resource.clone(),
         prompt_tokens: r.prompt_tokens,
         completion_tokens: r.completion_tokens,
         error: r.error.clone(),

@@ -108,7 +108,7 @@ async fn upload(
         Some(id) => {
             let up =
                 state.affinity.upload(id).ok_or_else(|| ApiError::NotFound(format!("upload {id} is not found")))?;
-            let keys = pinned(state, &format!("upload {id}"), up.key_id)?;
+            let keys = pinned(state, "an upload in progress", up.key_id)?;
             let mut out = outgoing(Method::POST, up.upstream.clone(), upload_headers(call.headers), call.body.clone());
             if let Some(stream) = call.stream.take() {
                 out.body = crate::upstream::OutBody::once(stream);

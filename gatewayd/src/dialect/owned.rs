@@ -40,7 +40,7 @@ pub fn pinned(state: &State, name: &str, key_id: i64) -> Result<KeyChoice, ApiEr
         Err(NoKey::Pinned { id, state: key_state }) => Err(ApiError::Bound(format!(
             "{name} belongs to API key #{id} of the pool, which is {key_state}; it cannot be used through another key"
         ))),
-        _ => Ok(KeyChoice::Pinned(key_id)),
+        _ => Ok(KeyChoice::Pinned { key_id, resource: name.to_string() }),
     }
 }
 

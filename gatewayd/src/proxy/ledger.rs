@@ -25,6 +25,7 @@ pub struct Ledger {
     route: String,
     model: Option<String>,
     stream: bool,
+    resource: Option<String>,
     ts: DateTime<Utc>,
     started: Instant,
     attempts: Vec<AttemptRecord>,
@@ -32,13 +33,14 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new(state: &Arc<State>, route: &str, model: Option<&str>, stream: bool) -> Self {
+    pub fn new(state: &Arc<State>, plan: &super::Plan, stream: bool) -> Self {
         state.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ledger {
             state: state.clone(),
-            route: route.to_string(),
-            model: model.map(String::from),
+            route: plan.route.to_string(),
+            model: plan.model.clone(),
             stream,
+            resource: plan.keys.resource().map(String::from),
             ts: state.now(),
             started: Instant::now(),
             attempts: Vec::new(),
@@ -75,6 +77,7 @@ impl Ledger {
             attempts,
             stored_trail: None,
             stream: self.stream,
+            resource: self.resource.take(),
             prompt_tokens: usage.map(|u| u.prompt),
             completion_tokens: usage.map(|u| u.completion),
             error: error.map(|e| shared::redact_keys_in(&e)),

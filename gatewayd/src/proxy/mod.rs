@@ -37,12 +37,22 @@ const MAX_ANSWER: usize = 512 << 20;
 const FORWARDED_HEADERS: &[&str] = &["content-type", "accept", "user-agent", "x-goog-api-client"];
 
 /// Which keys may serve a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyChoice {
     /// Any usable key, round-robin, retried on others.
     Any,
-    /// Only this key (the owner of a resource the request names); never another.
-    Pinned(i64),
+    /// Only the key that owns `resource` (which the request names); never another. The request
+    /// log records the resource.
+    Pinned { key_id: i64, resource: String },
+}
+
+impl KeyChoice {
+    fn resource(&self) -> Option<&str> {
+        match self {
+            KeyChoice::Any => None,
+            KeyChoice::Pinned { resource, .. } => Some(resource),
+        }
+    }
 }
 
 /// The proxy's plan for one client request: what the log and the key pool need to know of it.
@@ -97,7 +107,7 @@ enum Delivered {
 /// Serves one client request through the pool; exactly one request-log record is written,
 /// whatever happens (the client leaving included).
 pub async fn serve<R: Render>(state: &Arc<State>, plan: Plan, out: Outgoing, render: R) -> Response<Body> {
-    let mut ledger = Ledger::new(state, &plan.route, plan.model.as_deref(), plan.stream);
+    let mut ledger = Ledger::new(state, &plan, plan.stream);
     match attempt_loop(state, &plan, &out, &mut ledger).await {
         Err(e) => {
             ledger.finish(e.status().as_u16(), None, Some(e.message()));
@@ -125,7 +135,7 @@ pub async fn serve<R: Render>(state: &Arc<State>, plan: Plan, out: Outgoing, ren
 /// Like `serve` for a whole answer the gateway itself needs (a page of the model list): the same
 /// loop and record, the body handed back.
 pub async fn fetch(state: &Arc<State>, plan: Plan, out: Outgoing) -> Result<Served, ApiError> {
-    let mut ledger = Ledger::new(state, &plan.route, plan.model.as_deref(), false);
+    let mut ledger = Ledger::new(state, &plan, false);
     match attempt_loop(state, &plan, &out, &mut ledger).await {
         Ok(Delivered::Whole(served)) => {
             ledger.finish(served.status.as_u16(), None, None);
@@ -172,7 +182,7 @@ async fn attempt_loop(
 ) -> Result<Delivered, ApiError> {
     let cfg = state.config.load();
     let wait_until = state.now() + chrono::Duration::seconds(cfg.keys.wait_secs as i64);
-    let single = !out.body.replayable() || matches!(plan.keys, KeyChoice::Pinned(_));
+    let single = !out.body.replayable() || matches!(plan.keys, KeyChoice::Pinned { .. });
     let mut policy = Policy::new(cfg.keys.max_retries, wait_until, single);
     let model = plan.pool_model();
     loop {
@@ -189,9 +199,9 @@ async fn attempt_loop(
             }
             Next::Stop(e) => return Err(e),
         }
-        let picked = match plan.keys {
+        let picked = match &plan.keys {
             KeyChoice::Any => state.pool.pick(model, now, policy.tried()),
-            KeyChoice::Pinned(id) => state.pool.pick_pinned(id, model, now),
+            KeyChoice::Pinned { key_id, .. } => state.pool.pick_pinned(*key_id, model, now),
         };
         let key = match picked {
             Ok(key) => key,

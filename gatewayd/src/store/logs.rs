@@ -95,8 +95,8 @@ impl Store {
         let mut error_ids = Vec::with_capacity(errors.len());
         {
             let mut req = tx.prepare_cached(
-                "INSERT INTO request_log (ts, route, model, key_id, status, latency_ms, attempts, trail, stream, prompt_tokens, completion_tokens, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO request_log (ts, route, model, key_id, status, latency_ms, attempts, trail, stream, prompt_tokens, completion_tokens, error, resource)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             let mut att = tx.prepare_cached(
                 "INSERT INTO attempt_log (request_id, ts, key_id, status, ok, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -114,7 +114,8 @@ impl Store {
                     r.stream,
                     r.prompt_tokens,
                     r.completion_tokens,
-                    r.error
+                    r.error,
+                    r.resource
                 ])?;
                 let id = tx.last_insert_rowid();
                 ids.push(id);
@@ -140,7 +141,7 @@ impl Store {
         let c = self.conn()?;
         let mut stmt = c.prepare(
             "SELECT r.id, r.ts, r.route, r.model, r.key_id, r.status, r.latency_ms, r.attempts, r.trail, r.stream,
-                    r.prompt_tokens, r.completion_tokens, r.error, k.key
+                    r.prompt_tokens, r.completion_tokens, r.error, k.key, r.resource
              FROM request_log r LEFT JOIN keys k ON k.id = r.key_id
              WHERE (?1 IS NULL OR r.key_id = ?1 OR EXISTS (SELECT 1 FROM attempt_log a WHERE a.request_id = r.id AND a.key_id = ?1))
                AND (?2 IS NULL OR r.model = ?2) AND (?3 IS NULL OR r.ts >= ?3) AND (?4 IS NULL OR r.id > ?4)
@@ -160,6 +161,7 @@ impl Store {
                     attempt_count: r.get(7)?,
                     stored_trail: Some(r.get(8)?),
                     stream: r.get(9)?,
+                    resource: r.get(14)?,
                     prompt_tokens: r.get(10)?,
                     completion_tokens: r.get(11)?,
                     error: r.get(12)?,

@@ -22,7 +22,7 @@ const SCHEMA: &str = include_str!("../../../schema.sql");
 /// `invalid` only for counted transient failures are returned to rotation. 3: `key_history`
 /// keeps only a hash of each key. 4: per-minute and per-hour rollups of the request log and `keys.last_used`,
 /// filled from the existing log. 5: `resources`, the key-affinity bindings.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -200,6 +200,13 @@ impl Store {
             tx.pragma_update(None, "user_version", 5)?;
             tx.commit()?;
         }
+        let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version == 5 {
+            let tx = c.transaction()?;
+            tx.execute_batch("ALTER TABLE request_log ADD COLUMN resource TEXT;")?;
+            tx.pragma_update(None, "user_version", 6)?;
+            tx.commit()?;
+        }
         Ok(())
     }
 
@@ -330,6 +337,7 @@ mod tests {
             attempt_count: 1,
             stored_trail: None,
             stream: false,
+            resource: Some("files/f1".into()),
             prompt_tokens: Some(3),
             completion_tokens: Some(4),
             error: None,
@@ -338,6 +346,7 @@ mod tests {
         let rows = s.recent_requests(&LogFilter { limit: 10, ..Default::default() }).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].record.trail(), "#1 200");
+        assert_eq!(rows[1].record.resource.as_deref(), Some("files/f1"));
         assert_eq!(s.delete_old_requests(now - chrono::Duration::days(30), 100).unwrap(), 1);
         assert_eq!(s.count_requests_since(old).unwrap(), 1);
         let stats = s.stats(StatsBy::Model, old).unwrap();
@@ -349,7 +358,7 @@ mod tests {
         s.conn()
             .unwrap()
             .execute_batch(
-                "DROP TABLE resources; DROP TABLE request_rollup; DROP TABLE attempt_rollup; ALTER TABLE keys DROP COLUMN last_used;
+                "ALTER TABLE request_log DROP COLUMN resource; DROP TABLE resources; DROP TABLE request_rollup; DROP TABLE attempt_rollup; ALTER TABLE keys DROP COLUMN last_used;
                  PRAGMA user_version = 3;",
             )
             .unwrap();

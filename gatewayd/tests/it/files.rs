@@ -97,6 +97,13 @@ async fn a_file_is_uploaded_in_chunks_and_used_only_through_its_owner_key() {
     assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "hello files api"));
     let upstream: Vec<_> = fake.requests().into_iter().filter(|r| r.path != "/upload/v1beta/files").collect();
     assert!(upstream.iter().all(|r| r.key == owner), "every request that names the file used its owner key");
+    // The request log records what each pinned request was pinned to, and nothing for the rest.
+    let logged = gw.logged_requests(13).await;
+    let named: Vec<_> = logged.iter().filter(|r| r.record.route != "files.upload").collect();
+    assert_eq!(named.len(), 9, "4 gets, 4 generations, 1 download: {logged:?}");
+    assert!(named.iter().all(|r| r.record.resource.as_deref() == Some(name.as_str())), "{named:?}");
+    let start = logged.iter().find(|r| r.record.route == "files.upload").unwrap();
+    assert_eq!(start.record.resource, None, "the upload's start went to any key");
     // The list shows the client's own files, merged across keys.
     let second = upload(&gw, TOKEN, &[b"two"]).await.json()["file"]["name"].as_str().unwrap().to_string();
     let list = gw.get("/v1beta/files").await.json();

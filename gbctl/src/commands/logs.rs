@@ -35,7 +35,10 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Outcome {
             json(&rows);
         } else {
             table(
-                &["TIME", "ROUTE", "MODEL", "KEY", "STATUS", "LATENCY", "TOKENS", "STREAM", "TRAIL", "ERROR"],
+                &[
+                    "TIME", "ROUTE", "MODEL", "KEY", "STATUS", "LATENCY", "TOKENS", "STREAM", "TRAIL", "ERROR",
+                    "RESOURCE",
+                ],
                 rows.iter().map(request_cells).collect(),
             );
         }
@@ -58,6 +61,7 @@ fn request_cells(r: &LogView) -> Vec<String> {
         if r.stream { "yes" } else { "no" }.into(),
         r.trail.clone(),
         clip(&opt(&r.error), 50),
+        opt(&r.resource),
     ]
 }
 
