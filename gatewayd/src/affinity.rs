@@ -84,6 +84,33 @@ pub fn operation_name(name: &str) -> Option<String> {
     (ok && shaped).then(|| name.to_string())
 }
 
+/// The name of interaction `id` (`interactions/{id}`), when the id is made of the characters
+/// Google's ids use.
+pub fn interaction_name(id: &str) -> Option<String> {
+    named(&format!("interactions/{id}"), "interactions/").filter(|n| n.len() == "interactions/".len() + id.len())
+}
+
+/// A content `uri` that names a file of the Files API: `files/abc` or a URL whose path is a
+/// Files API path (`…/v1beta/files/abc`). Other URIs (`gs://`, public images) name no resource.
+fn api_file(reference: &str) -> Option<String> {
+    let api = reference.starts_with("files/")
+        || (reference.starts_with("http") && ["/v1beta/files/", "/v1/files/"].iter().any(|p| reference.contains(p)));
+    if api { file_name(reference) } else { None }
+}
+
+/// Every resource an Interactions API request names: `previous_interaction_id`, the files in
+/// its contents' `uri`s, a `cached_content`. Found by the same byte scan as `resources_in_body`.
+pub fn resources_in_interaction(body: &[u8]) -> Vec<String> {
+    scan(
+        body,
+        &[
+            (b"\"previous_interaction_id\"", interaction_name),
+            (b"\"uri\"", api_file),
+            (b"\"cached_content\"", cache_name),
+        ],
+    )
+}
+
 /// The name a `cachedContent` value means (`cachedContents/abc`, also as a full URL).
 pub fn cache_name(reference: &str) -> Option<String> {
     named(reference, "cachedContents/")
@@ -265,6 +292,14 @@ mod tests {
         }
         let veo = br#"{"done":true,"response":{"generateVideoResponse":{"generatedSamples":[{"video":{"uri":"https://generativelanguage.googleapis.com/v1beta/files/v1:download?alt=media"}}]}}}"#;
         assert_eq!(files_made(veo), vec!["files/v1".to_string()]);
+        let turn =
+            br#"{"model":"gemini-2.5-flash","previous_interaction_id":"v1_abc-9","input":[{"type":"text","text":"uri"},
+            {"type":"image","uri":"https://generativelanguage.googleapis.com/v1beta/files/img1"},
+            {"type":"image","uri":"https://example.com/cat.png"},{"type":"document","uri":"gs://b/files/x"}]}"#;
+        assert_eq!(resources_in_interaction(turn), vec!["interactions/v1_abc-9".to_string(), "files/img1".to_string()]);
+        assert_eq!(interaction_name("a/b"), None);
+        assert_eq!(interaction_name("x?y"), None);
+        assert_eq!(interaction_name(""), None);
         for bad in ["batches/", "batches/a/b", "models//operations/x", "models/m/operations/../x", "files/x", "x"] {
             assert_eq!(operation_name(bad), None, "{bad}");
         }

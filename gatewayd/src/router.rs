@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
 use crate::connection::{BodyBudget, Held};
-use crate::dialect::{Call, caches, files, gemini, openai, operations, passthrough};
+use crate::dialect::{Call, caches, files, gemini, interactions, openai, operations, passthrough};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
 
@@ -41,6 +41,8 @@ enum Route<'a> {
     Caches(caches::Target<'a>),
     /// Batches and long-running operations (get, list, cancel, delete).
     Operations(operations::Target<'a>),
+    /// The Interactions API (create, get, resume, cancel, delete).
+    Interactions(interactions::Target<'a>),
     Unknown,
 }
 
@@ -66,6 +68,9 @@ fn resolve(path: &str) -> Route<'_> {
         }
         if let Some(target) = operation_target(rest) {
             return Route::Operations(target);
+        }
+        if let Some(target) = interactions::parse(rest) {
+            return Route::Interactions(target);
         }
         match rest.strip_prefix("/cachedContents") {
             Some("") => return Route::Caches(caches::Target::Collection),
@@ -122,7 +127,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let token = auth::extract(&parts.headers, parts.uri.query());
     let source = token.as_ref().map(|(_, s)| *s);
     let dialect = match route {
-        Route::Native { .. } | Route::Files(_) | Route::Caches(_) | Route::Operations(_) => Dialect::Gemini,
+        Route::Native { .. } | Route::Files(_) | Route::Caches(_) | Route::Operations(_) | Route::Interactions(_) => {
+            Dialect::Gemini
+        }
         Route::SharedModels { .. } if matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query)) => {
             Dialect::Gemini
         }
@@ -183,6 +190,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
             Route::Files(target) => files::handle(&state, target, call).await,
             Route::Caches(target) => caches::handle(&state, target, call).await,
             Route::Operations(target) => operations::handle(&state, target, call).await,
+            Route::Interactions(target) => interactions::handle(&state, target, call).await,
             Route::SharedModels { rest } | Route::OpenAi { rest } => {
                 openai::handle(&state, rest, &parts.method, &parts.headers, body).await
             }
@@ -288,7 +296,9 @@ mod tests {
 
     #[test]
     fn resolves_the_stateful_routes_on_both_spellings() {
-        use crate::dialect::{caches::Target as C, files::Target as F, operations::Target as O};
+        use crate::dialect::{
+            caches::Target as C, files::Target as F, interactions::Target as I, operations::Target as O,
+        };
         for prefix in ["", "/gemini"] {
             let r = |p: &str| format!("{prefix}{p}");
             assert_eq!(resolve(&r("/upload/v1beta/files")), Route::Files(F::Upload));
@@ -307,6 +317,9 @@ mod tests {
                 Route::Operations(O::Operation("models/veo/operations/o1".into()))
             );
             assert_eq!(resolve(&r("/v1beta/operations/o1")), Route::Operations(O::Operation("operations/o1".into())));
+            assert_eq!(resolve(&r("/v1beta/interactions")), Route::Interactions(I::Create));
+            assert_eq!(resolve(&r("/v1beta/interactions/v1_i")), Route::Interactions(I::Item("v1_i")));
+            assert_eq!(resolve(&r("/v1beta/interactions/v1_i/cancel")), Route::Interactions(I::Cancel("v1_i")));
         }
         // Not resources: a model path, and a batch path with more segments.
         assert!(matches!(resolve("/v1beta/models/m:batchGenerateContent"), Route::Native { .. }));

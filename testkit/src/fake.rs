@@ -100,6 +100,8 @@ struct Shared {
     caches: crate::caches::Caches,
     /// Batches and long-running operations, each visible only to the key that created it.
     operations: crate::operations::Operations,
+    /// Interactions, each visible only to the key that created it.
+    interactions: crate::interactions::Interactions,
 }
 
 pub struct FakeGemini {
@@ -214,6 +216,11 @@ impl FakeHandle {
         self.shared.files.count()
     }
 
+    /// Interactions stored and not deleted, all keys together.
+    pub fn interaction_count(&self) -> usize {
+        self.shared.interactions.count()
+    }
+
     pub fn image_hits(&self) -> u64 {
         self.shared.image_hits.load(Ordering::Relaxed)
     }
@@ -324,6 +331,12 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if let Some(r) = shared.operations.answer(&key, &parts.method, &path, files_ok) {
         return Ok(r);
     }
+    // Interactions answer as the store says, unless the key is scripted to fail.
+    if matches!(script, Script::Ok)
+        && let Some(r) = shared.interactions.answer(&key, &parts.method, &path, parts.uri.query(), &body, files_ok)
+    {
+        return Ok(r);
+    }
     // A generation that names another key's file or cache fails as Google's does.
     if path.contains(":generateContent") || path.contains(":streamGenerateContent") {
         if let Some(cache) = req.get("cachedContent").and_then(Value::as_str)
@@ -359,6 +372,10 @@ fn file_uris(v: &Value, out: &mut Vec<String>) {
             for (k, v) in m {
                 match (k.as_str(), v) {
                     ("fileUri" | "file_uri" | "fileName" | "file_name", Value::String(s)) => out.push(s.clone()),
+                    // An Interactions API content naming an uploaded file.
+                    ("uri", Value::String(s)) if s.starts_with("files/") || s.contains("/v1beta/files/") => {
+                        out.push(s.clone())
+                    }
                     _ => file_uris(v, out),
                 }
             }

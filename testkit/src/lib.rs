@@ -4,6 +4,7 @@
 mod caches;
 pub mod fake;
 mod files;
+mod interactions;
 mod operations;
 pub mod proxies;
 

@@ -48,7 +48,7 @@ impl Operations {
                 .filter(|(n, k)| *k == key && n.starts_with("batches/"))
                 .map(|(n, _)| json!({"name": n}))
                 .collect();
-            return Some(json_response(200, &json!({ "batches": mine })));
+            return Some(json_response(200, &json!({ "operations": mine })));
         }
         let (name, cancel) = match rest.strip_suffix(":cancel") {
             Some(n) => (n.to_string(), true),

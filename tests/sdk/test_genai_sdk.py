@@ -61,10 +61,6 @@ class Native(unittest.TestCase):
         self.assertEqual(ctx.exception.code, 401)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class Files(unittest.TestCase):
     """Uploads go through the gateway's resumable relay; the file is pinned to its key (the fake
     refuses a file to any other key, and the pool has two)."""
@@ -107,3 +103,63 @@ class Files(unittest.TestCase):
         with self.assertRaises(errors.ClientError) as e:
             client().files.get(name=up.name)
         self.assertEqual(e.exception.code, 404)
+
+
+class Batches(unittest.TestCase):
+    """A batch is created on whichever key answers, then read, listed, cancelled and deleted
+    through that key only (the fake shows a batch to no other key)."""
+
+    def test_create_get_list_cancel_delete(self):
+        src = [{"contents": [{"parts": [{"text": "Hello"}], "role": "user"}]}]
+        job = client().batches.create(model=MODEL, src=src, config=types.CreateBatchJobConfig(display_name="job"))
+        self.assertTrue(job.name.startswith("batches/"), job.name)
+        for _ in range(3):  # round-robin would move some of these to the other key
+            got = client().batches.get(name=job.name)
+            self.assertEqual(got.name, job.name)
+            self.assertEqual(got.state, types.JobState.JOB_STATE_SUCCEEDED)
+        self.assertIn(job.name, [b.name for b in client().batches.list()])
+        client().batches.cancel(name=job.name)
+        client().batches.delete(name=job.name)
+        with self.assertRaises(errors.ClientError) as e:
+            client().batches.get(name=job.name)
+        self.assertEqual(e.exception.code, 404)
+
+
+class Interactions(unittest.TestCase):
+    """The Interactions API: each interaction pinned to the key that created it, so a next turn
+    (`previous_interaction_id`) and every read find it (the fake shows it to no other key)."""
+
+    def test_create_continue_get_delete(self):
+        first = client().interactions.create(model=MODEL, input="Hello")
+        self.assertEqual(first.status, "completed")
+        self.assertEqual(first.output_text, "Hello from the interaction")
+        previous = first.id
+        for _ in range(3):
+            turn = client().interactions.create(model=MODEL, input="And?", previous_interaction_id=previous)
+            self.assertEqual(turn.output_text, f"Continuing {previous}")
+            previous = turn.id
+            self.assertEqual(client().interactions.get(first.id).id, first.id)
+        client().interactions.delete(first.id)
+        with self.assertRaises(Exception) as e:
+            client().interactions.get(first.id)
+        self.assertIn("404", str(e.exception))
+
+    def test_stream_then_resume(self):
+        events = list(client().interactions.create(model=MODEL, input="Hello", stream=True))
+        kinds = [e.event_type for e in events]
+        self.assertEqual(kinds[0], "interaction.created")
+        self.assertEqual(kinds[-1], "interaction.completed")
+        text = "".join(e.delta.text for e in events if e.event_type == "step.delta")
+        self.assertEqual(text, "Hello from the interaction")
+        interaction_id = events[0].interaction.id
+        resumed = list(client().interactions.get(interaction_id, stream=True, last_event_id="e2"))
+        self.assertEqual(resumed[-1].event_type, "interaction.completed")
+
+    def test_background_and_cancel(self):
+        run = client().interactions.create(model=MODEL, input="Think long", background=True)
+        self.assertEqual(run.status, "in_progress")
+        self.assertEqual(client().interactions.cancel(run.id).status, "cancelled")
+
+
+if __name__ == "__main__":
+    unittest.main()

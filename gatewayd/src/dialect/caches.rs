@@ -29,7 +29,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
     let with_query = |path: String| owned::with_query(path, &query);
     match target {
         Target::Collection if *call.method == Method::GET => {
-            owned::list(state, call.headers, &owner, "cachedContents", "cachedContents.list").await
+            owned::list(state, call.headers, &owner, ("cachedContents", "cachedContents"), "cachedContents.list").await
         }
         Target::Collection if *call.method == Method::POST => {
             let named = affinity::resources_in_body(&call.body);

@@ -52,7 +52,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
         }
         Target::Upload => upload(state, call, &owner, query.as_deref()).await,
         Target::List if *call.method == Method::GET => {
-            owned::list(state, call.headers, &owner, "files", "files.list").await
+            owned::list(state, call.headers, &owner, ("files", "files"), "files.list").await
         }
         Target::List => Err(ApiError::MethodNotAllowed(call.method.clone())),
         Target::File(id) | Target::Download(id) => {

@@ -174,7 +174,7 @@ impl Render for Native {
         (whole_response(served.status, &served.headers, body), usage)
     }
 
-    fn stream(self, upstream: &HeaderMap) -> (Passthrough, HeaderMap) {
+    fn stream(self, upstream: &HeaderMap, _key_id: i64) -> (Passthrough, HeaderMap) {
         let mut headers = HeaderMap::new();
         copy_content_type(upstream, &mut headers, if self.sse { "text/event-stream" } else { "application/json" });
         (Passthrough::new(self.sse), headers)

@@ -3,6 +3,7 @@
 
 pub mod caches;
 pub mod files;
+pub mod interactions;
 pub mod operations;
 mod owned;
 

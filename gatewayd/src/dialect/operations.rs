@@ -50,7 +50,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
     let with_query = |path: String| owned::with_query(path, &query);
     let (name, route, method) = match (&target, call.method) {
         (Target::Batches, &Method::GET) => {
-            return owned::list(state, call.headers, &owner, "batches", "batches.list").await;
+            return owned::list(state, call.headers, &owner, ("batches", "operations"), "batches.list").await;
         }
         (Target::Batch { id, cancel: false }, &Method::GET) => (format!("batches/{id}"), "batches.get", Method::GET),
         (Target::Batch { id, cancel: false }, &Method::DELETE) => {

@@ -97,11 +97,12 @@ pub async fn unbind(state: &Arc<State>, name: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1beta/{collection}`: the client's own resources, from each key that holds some, merged.
+/// `field` is the answer's list (Google lists batches under `operations`).
 pub async fn list(
     state: &Arc<State>,
     headers: &HeaderMap,
     owner: &Owner,
-    collection: &'static str,
+    (collection, field): (&'static str, &'static str),
     route: &'static str,
 ) -> Result<Response<Body>, ApiError> {
     let owned = state.affinity.owned(owner, &format!("{collection}/"), state.now());
@@ -119,14 +120,14 @@ pub async fn list(
         )
         .await?;
         let v: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
-        for item in v.get(collection).and_then(Value::as_array).into_iter().flatten() {
+        for item in v.get(field).and_then(Value::as_array).into_iter().flatten() {
             let name = item.get("name").and_then(Value::as_str).unwrap_or("");
             if owned.iter().any(|(n, _)| n == name) {
                 items.push(item.clone());
             }
         }
     }
-    let body = serde_json::to_vec(&json!({ collection: items })).unwrap_or_default();
+    let body = serde_json::to_vec(&json!({ field: items })).unwrap_or_default();
     let mut res = Response::new(full(body));
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
     Ok(res)

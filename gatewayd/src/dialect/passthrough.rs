@@ -81,7 +81,7 @@ impl Render for OpenAiPassthrough {
         (whole_response(served.status, &served.headers, served.body), usage)
     }
 
-    fn stream(self, upstream: &HeaderMap) -> (Passthrough, HeaderMap) {
+    fn stream(self, upstream: &HeaderMap, _key_id: i64) -> (Passthrough, HeaderMap) {
         let mut headers = HeaderMap::new();
         if let Some(ct) = upstream.get(header::CONTENT_TYPE) {
             headers.insert(header::CONTENT_TYPE, ct.clone());

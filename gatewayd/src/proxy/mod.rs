@@ -87,8 +87,9 @@ pub trait Render: Send + 'static {
     type Stream: Transform;
     /// A whole successful answer → the client's response, and the tokens it used.
     fn whole(self, served: Served) -> (Response<Body>, Option<Usage>);
-    /// A stream's first bytes arrived: the transform for its frames, and the client's headers.
-    fn stream(self, upstream: &HeaderMap) -> (Self::Stream, HeaderMap);
+    /// A stream's first bytes arrived from key `key_id`: the transform for its frames, and the
+    /// client's headers.
+    fn stream(self, upstream: &HeaderMap, key_id: i64) -> (Self::Stream, HeaderMap);
     /// The request failed: the error in the dialect's own shape.
     fn error(&self, error: ApiError) -> Response<Body>;
 }
@@ -120,7 +121,7 @@ pub async fn serve<R: Render>(state: &Arc<State>, plan: Plan, out: Outgoing, ren
         }
         Ok(Delivered::Stream { response, first, key }) => {
             let (parts, incoming) = response.into_parts();
-            let (transform, headers) = render.stream(&parts.headers);
+            let (transform, headers) = render.stream(&parts.headers, key.id);
             let idle = std::time::Duration::from_secs(state.config.load().upstream.stream_idle_secs);
             let end = StreamEnd { state: state.clone(), key, model: plan.pool_model().to_string(), ledger };
             let mut res = Response::new(Relay::new(incoming, first, transform, idle, end).boxed());

@@ -7,9 +7,9 @@ use serde_json::json;
 use gatewayd_testkit::fake::{FakeGemini, Script};
 use gatewayd_testkit::{GENERATE, Gateway, Reply, TOKEN, key};
 
-const OTHER: &str = "other-token-0123456789";
+pub(crate) const OTHER: &str = "other-token-0123456789";
 
-async fn pool(n: u32) -> (gatewayd_testkit::fake::FakeHandle, Gateway) {
+pub(crate) async fn pool(n: u32) -> (gatewayd_testkit::fake::FakeHandle, Gateway) {
     let keys: Vec<String> = (1..=n).map(key).collect();
     let mut fake = FakeGemini::new();
     for k in &keys {
@@ -26,7 +26,7 @@ async fn pool(n: u32) -> (gatewayd_testkit::fake::FakeHandle, Gateway) {
 
 /// The resumable upload as the google-genai SDK drives it: start, then one upload-and-finalize
 /// (or several chunks). Returns the finalize reply.
-async fn upload(gw: &Gateway, token: &str, chunks: &[&[u8]]) -> Reply {
+pub(crate) async fn upload(gw: &Gateway, token: &str, chunks: &[&[u8]]) -> Reply {
     let total: usize = chunks.iter().map(|c| c.len()).sum();
     let start = gw
         .request(
@@ -289,7 +289,7 @@ async fn batches_and_operations_stay_on_the_key_that_made_them() {
     let r = gw.request(Method::POST, &format!("/v1beta/{batch}:cancel"), &[("x-goog-api-key", TOKEN)], "{}").await;
     assert_eq!(r.status, StatusCode::OK);
     let list = gw.get("/v1beta/batches").await.json();
-    assert_eq!(list["batches"].as_array().unwrap().len(), 1);
+    assert_eq!(list["operations"].as_array().unwrap().len(), 1);
     let other = [("x-goog-api-key", OTHER)];
     assert_eq!(
         gw.request(Method::GET, &format!("/v1beta/{batch}"), &other, Bytes::new()).await.status,

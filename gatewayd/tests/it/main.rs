@@ -6,6 +6,7 @@ mod blame;
 mod edge;
 mod files;
 mod health;
+mod interactions;
 mod native;
 mod openai;
 mod outbound;

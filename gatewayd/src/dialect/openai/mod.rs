@@ -115,7 +115,7 @@ impl Render for Chat {
         (json_ok(&chat::chat_response(&gemini, &served.body, &self.model, created())), usage)
     }
 
-    fn stream(self, _upstream: &HeaderMap) -> (Translate, HeaderMap) {
+    fn stream(self, _upstream: &HeaderMap, _key_id: i64) -> (Translate, HeaderMap) {
         let translate = Translate::new(ChunkTranslator::new(&self.model, created(), self.include_usage));
         (translate, event_stream_headers())
     }
@@ -201,7 +201,7 @@ impl Render for Embeddings {
     }
 
     /// Never called: the plan asks for no stream.
-    fn stream(self, upstream: &HeaderMap) -> (Passthrough, HeaderMap) {
+    fn stream(self, upstream: &HeaderMap, _key_id: i64) -> (Passthrough, HeaderMap) {
         (Passthrough::new(false), upstream.clone())
     }
 
