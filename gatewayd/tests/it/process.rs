@@ -513,3 +513,92 @@ async fn the_proxy_password_is_absent_from_every_output() {
     gw.wait_exit();
     assert!(!gw.seen.iter().any(|l| l.contains(password)), "{:#?}", gw.seen);
 }
+
+/// A request body of `left` bytes made as it is sent, 1 MiB a frame: the client holds no more
+/// than a frame, so whatever memory the upload takes is the daemon's.
+struct Generated {
+    frame: bytes::Bytes,
+    left: usize,
+}
+
+impl hyper::body::Body for Generated {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let n = self.left.min(self.frame.len());
+        self.left -= n;
+        std::task::Poll::Ready((n > 0).then(|| Ok(hyper::body::Frame::data(self.frame.slice(..n)))))
+    }
+}
+
+/// Peak resident memory of a process (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_few_hundred_mb_upload_passes_with_the_daemons_memory_flat() {
+    const SIZE: usize = 320 << 20;
+    let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"{}\"\n[auth]\ntokens = [\"{TOKEN}\"]\n[keys]\napi_keys = [\"{}\"]\n",
+            fake.base_url(),
+            key(1)
+        ),
+    )
+    .unwrap();
+    let mut gw = Running::start(gatewayd(dir.path()));
+    let addr = gw.addr();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>>();
+    let send = |path: String, headers: Vec<(&'static str, String)>, body: Generated| {
+        let mut req = http::Request::new(body.boxed());
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = format!("http://{addr}{path}").parse().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(k, v.parse().unwrap());
+        }
+        client.request(req)
+    };
+    let empty = || Generated { frame: bytes::Bytes::new(), left: 0 };
+    let start = send(
+        "/upload/v1beta/files".into(),
+        vec![
+            ("x-goog-api-key", TOKEN.into()),
+            ("x-goog-upload-protocol", "resumable".into()),
+            ("x-goog-upload-command", "start".into()),
+            ("x-goog-upload-header-content-length", SIZE.to_string()),
+        ],
+        empty(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(start.status(), StatusCode::OK);
+    let url = start.headers()["x-goog-upload-url"].to_str().unwrap().to_string();
+    let path = url.strip_prefix(&format!("http://{addr}")).expect("the upload URL is the gateway's").to_string();
+    let before = peak_rss_kib(gw.child.id());
+    let frame = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+    let done = send(
+        path,
+        vec![("x-goog-upload-command", "upload, finalize".into()), ("x-goog-upload-offset", "0".into())],
+        Generated { frame, left: SIZE },
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let body = done.into_body().collect().await.unwrap().to_bytes();
+    let file: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(file["file"]["sizeBytes"], SIZE.to_string(), "every byte arrived upstream");
+    let after = peak_rss_kib(gw.child.id());
+    let grew_mib = after.saturating_sub(before) / 1024;
+    println!("gatewayd peak RSS {} MiB before, {} MiB after a {} MiB upload", before / 1024, after / 1024, SIZE >> 20);
+    assert!(grew_mib < 32, "the daemon's peak RSS grew {grew_mib} MiB relaying {} MiB", SIZE >> 20);
+}
