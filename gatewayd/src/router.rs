@@ -35,6 +35,16 @@ enum Route<'a> {
     OpenAiPassthrough {
         rest: &'a str,
     },
+    /// A resource the pool binds to the key that created it, on an API version.
+    Stateful {
+        version: &'static str,
+        resource: Stateful<'a>,
+    },
+    Unknown,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Stateful<'a> {
     /// The Files API (upload, list, get, delete, download).
     Files(files::Target<'a>),
     /// Cached contents (create, list, get, patch, delete).
@@ -43,10 +53,32 @@ enum Route<'a> {
     Operations(operations::Target<'a>),
     /// The Interactions API (create, get, resume, cancel, delete).
     Interactions(interactions::Target<'a>),
-    Unknown,
 }
 
-fn resolve(path: &str) -> Route<'_> {
+/// The stateful resource a path after the API version names, if any.
+fn stateful(rest: &str) -> Option<Stateful<'_>> {
+    match rest.strip_prefix("/files") {
+        Some("") => return Some(Stateful::Files(files::Target::List)),
+        Some(id) if id.starts_with('/') && id.len() > 1 => return Some(Stateful::Files(files::Target::File(&id[1..]))),
+        _ => {}
+    }
+    if let Some(target) = operation_target(rest) {
+        return Some(Stateful::Operations(target));
+    }
+    if let Some(target) = interactions::parse(rest) {
+        return Some(Stateful::Interactions(target));
+    }
+    match rest.strip_prefix("/cachedContents") {
+        Some("") => Some(Stateful::Caches(caches::Target::Collection)),
+        Some(id) if id.starts_with('/') && id.len() > 1 => Some(Stateful::Caches(caches::Target::Item(&id[1..]))),
+        _ => None,
+    }
+}
+
+/// The route of a path. `google_token`: the token came as `x-goog-api-key` or `?key=`, as the
+/// Gemini SDKs send it; on bare `/v1/...`, shared with OpenAI's paths (`/v1/files`,
+/// `/v1/batches`), that makes a stateful path Gemini's.
+fn resolve(path: &str, google_token: bool) -> Route<'_> {
     if path == "/health" {
         return Route::Health;
     }
@@ -54,35 +86,36 @@ fn resolve(path: &str) -> Route<'_> {
         .strip_prefix("/gemini")
         .filter(|p| p.starts_with("/v1") || p.starts_with("/upload/") || p.starts_with("/download/"))
         .unwrap_or(path);
-    if native == "/upload/v1beta/files" {
-        return Route::Files(files::Target::Upload);
-    }
-    if let Some(id) = native.strip_prefix("/download/v1beta/files/").and_then(|r| r.strip_suffix(":download")) {
-        return Route::Files(files::Target::Download(id));
+    for version in ["v1beta", "v1"] {
+        fn files<'p>(p: &'p str, version: &str) -> Option<&'p str> {
+            p.strip_prefix(version).and_then(|p| p.strip_prefix("/files"))
+        }
+        let files = |p| files(p, version);
+        if native.strip_prefix("/upload/").and_then(files) == Some("") {
+            return Route::Stateful { version, resource: Stateful::Files(files::Target::Upload) };
+        }
+        if let Some(id) = native
+            .strip_prefix("/download/")
+            .and_then(files)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.strip_suffix(":download"))
+        {
+            return Route::Stateful { version, resource: Stateful::Files(files::Target::Download(id)) };
+        }
     }
     if let Some(rest) = native.strip_prefix("/v1beta").filter(|r| r.is_empty() || r.starts_with('/')) {
-        match rest.strip_prefix("/files") {
-            Some("") => return Route::Files(files::Target::List),
-            Some(id) if id.starts_with('/') && id.len() > 1 => return Route::Files(files::Target::File(&id[1..])),
-            _ => {}
-        }
-        if let Some(target) = operation_target(rest) {
-            return Route::Operations(target);
-        }
-        if let Some(target) = interactions::parse(rest) {
-            return Route::Interactions(target);
-        }
-        match rest.strip_prefix("/cachedContents") {
-            Some("") => return Route::Caches(caches::Target::Collection),
-            Some(id) if id.starts_with('/') && id.len() > 1 => return Route::Caches(caches::Target::Item(&id[1..])),
-            _ => {}
-        }
-        return Route::Native { version: "v1beta", rest };
+        return match stateful(rest) {
+            Some(resource) => Route::Stateful { version: "v1beta", resource },
+            None => Route::Native { version: "v1beta", rest },
+        };
     }
     if let Some(rest) = path.strip_prefix("/openai/v1").filter(|r| r.starts_with('/')) {
         return Route::OpenAiPassthrough { rest };
     }
     let via_gemini_alias = native.len() != path.len();
+    if let Some(resource) = native.strip_prefix("/v1").filter(|_| via_gemini_alias || google_token).and_then(stateful) {
+        return Route::Stateful { version: "v1", resource };
+    }
     let v1 = path.strip_prefix("/hf").filter(|p| p.starts_with("/v1/")).unwrap_or(native);
     if let Some(rest) = v1.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
         // `/v1/models/{m}:{method}` is native (a bad name there is the native route's 400);
@@ -120,19 +153,16 @@ fn operation_target(rest: &str) -> Option<operations::Target<'_>> {
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let route = resolve(&path);
-    if route == Route::Health {
+    if path == "/health" {
         return json_response(StatusCode::OK, &json!({"status": "ok"}));
     }
     let token = auth::extract(&parts.headers, parts.uri.query());
     let source = token.as_ref().map(|(_, s)| *s);
+    let google_token = matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query));
+    let route = resolve(&path, google_token);
     let dialect = match route {
-        Route::Native { .. } | Route::Files(_) | Route::Caches(_) | Route::Operations(_) | Route::Interactions(_) => {
-            Dialect::Gemini
-        }
-        Route::SharedModels { .. } if matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query)) => {
-            Dialect::Gemini
-        }
+        Route::Native { .. } | Route::Stateful { .. } => Dialect::Gemini,
+        Route::SharedModels { .. } if google_token => Dialect::Gemini,
         Route::Unknown if !path.starts_with("/v1/") && !path.starts_with("/hf/") && !path.starts_with("/openai/") => {
             Dialect::Gemini
         }
@@ -140,7 +170,12 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     };
     // A resumable upload's later commands carry no token (the SDKs send none): the upload URL,
     // with its unguessable id, is the credential, as it is at Google.
-    let upload_url = route == Route::Files(files::Target::Upload) && files::known_upload(&state, parts.uri.query());
+    let upload_url = matches!(route, Route::Stateful { resource: Stateful::Files(files::Target::Upload), .. })
+        && files::known_upload(&state, parts.uri.query());
+    let version = match route {
+        Route::Stateful { version, .. } | Route::Native { version, .. } => version,
+        _ => "v1beta",
+    };
     if !upload_url && let Err(e) = state.check_token(token.as_ref().map(|(t, _)| t.as_str())) {
         return e.into_response(dialect);
     }
@@ -160,6 +195,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
                 .map_err(|e| -> crate::body::BoxError { e })
                 .boxed();
             let call = Call {
+                version,
                 method: &parts.method,
                 headers: &parts.headers,
                 query,
@@ -171,6 +207,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
         }
         let (body, _held) = read_body(&parts.headers, body, rules).await?;
         let call = Call {
+            version,
             method: &parts.method,
             headers: &parts.headers,
             query,
@@ -187,10 +224,12 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
                 let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;
                 gemini::handle(&state, "v1", target, call).await
             }
-            Route::Files(target) => files::handle(&state, target, call).await,
-            Route::Caches(target) => caches::handle(&state, target, call).await,
-            Route::Operations(target) => operations::handle(&state, target, call).await,
-            Route::Interactions(target) => interactions::handle(&state, target, call).await,
+            Route::Stateful { resource, .. } => match resource {
+                Stateful::Files(target) => files::handle(&state, target, call).await,
+                Stateful::Caches(target) => caches::handle(&state, target, call).await,
+                Stateful::Operations(target) => operations::handle(&state, target, call).await,
+                Stateful::Interactions(target) => interactions::handle(&state, target, call).await,
+            },
             Route::SharedModels { rest } | Route::OpenAi { rest } => {
                 openai::handle(&state, rest, &parts.method, &parts.headers, body).await
             }
@@ -272,57 +311,68 @@ pub async fn read_body<'a>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn resolves_aliases() {
-        assert_eq!(resolve("/health"), Route::Health);
-        assert_eq!(resolve("/v1beta/models"), Route::Native { version: "v1beta", rest: "/models" });
-        assert_eq!(
-            resolve("/gemini/v1beta/models/m:generateContent"),
-            Route::Native { version: "v1beta", rest: "/models/m:generateContent" }
-        );
-        assert_eq!(
-            resolve("/v1/models/m:generateContent"),
-            Route::Native { version: "v1", rest: "/models/m:generateContent" }
-        );
-        assert_eq!(resolve("/gemini/v1/models"), Route::Native { version: "v1", rest: "/models" });
-        assert_eq!(resolve("/v1/models"), Route::SharedModels { rest: "/models" });
-        assert_eq!(resolve("/hf/v1/models/x"), Route::SharedModels { rest: "/models/x" });
-        assert_eq!(resolve("/v1/chat/completions"), Route::OpenAi { rest: "/chat/completions" });
-        assert_eq!(resolve("/hf/v1/embeddings"), Route::OpenAi { rest: "/embeddings" });
-        assert_eq!(resolve("/openai/v1/chat/completions"), Route::OpenAiPassthrough { rest: "/chat/completions" });
-        assert_eq!(resolve("/v1betax"), Route::Unknown);
-        assert_eq!(resolve("/"), Route::Unknown);
+    /// A route as a Bearer-token client reaches it.
+    fn resolve_b(path: &str) -> Route<'_> {
+        resolve(path, false)
     }
 
     #[test]
-    fn resolves_the_stateful_routes_on_both_spellings() {
+    fn resolves_aliases() {
+        assert_eq!(resolve_b("/health"), Route::Health);
+        assert_eq!(resolve_b("/v1beta/models"), Route::Native { version: "v1beta", rest: "/models" });
+        assert_eq!(
+            resolve_b("/gemini/v1beta/models/m:generateContent"),
+            Route::Native { version: "v1beta", rest: "/models/m:generateContent" }
+        );
+        assert_eq!(
+            resolve_b("/v1/models/m:generateContent"),
+            Route::Native { version: "v1", rest: "/models/m:generateContent" }
+        );
+        assert_eq!(resolve_b("/gemini/v1/models"), Route::Native { version: "v1", rest: "/models" });
+        assert_eq!(resolve_b("/v1/models"), Route::SharedModels { rest: "/models" });
+        assert_eq!(resolve_b("/hf/v1/models/x"), Route::SharedModels { rest: "/models/x" });
+        assert_eq!(resolve_b("/v1/chat/completions"), Route::OpenAi { rest: "/chat/completions" });
+        assert_eq!(resolve_b("/hf/v1/embeddings"), Route::OpenAi { rest: "/embeddings" });
+        assert_eq!(resolve_b("/openai/v1/chat/completions"), Route::OpenAiPassthrough { rest: "/chat/completions" });
+        assert_eq!(resolve_b("/v1betax"), Route::Unknown);
+        assert_eq!(resolve_b("/"), Route::Unknown);
+    }
+
+    #[test]
+    fn resolves_the_stateful_routes_on_every_spelling() {
         use crate::dialect::{
             caches::Target as C, files::Target as F, interactions::Target as I, operations::Target as O,
         };
-        for prefix in ["", "/gemini"] {
-            let r = |p: &str| format!("{prefix}{p}");
-            assert_eq!(resolve(&r("/upload/v1beta/files")), Route::Files(F::Upload));
-            assert_eq!(resolve(&r("/download/v1beta/files/abc:download")), Route::Files(F::Download("abc")));
-            assert_eq!(resolve(&r("/v1beta/files")), Route::Files(F::List));
-            assert_eq!(resolve(&r("/v1beta/files/abc")), Route::Files(F::File("abc")));
-            assert_eq!(resolve(&r("/v1beta/cachedContents")), Route::Caches(C::Collection));
-            assert_eq!(resolve(&r("/v1beta/cachedContents/c1")), Route::Caches(C::Item("c1")));
-            assert_eq!(resolve(&r("/v1beta/batches")), Route::Operations(O::Batches));
+        let at = |version, resource| Route::Stateful { version, resource };
+        for (prefix, version) in [("", "v1beta"), ("/gemini", "v1beta"), ("", "v1"), ("/gemini", "v1")] {
+            // A route borrows its path: each test path lives for the test (leaked, a few bytes).
+            let r = |p: &str| resolve(String::leak(format!("{prefix}{}", p.replace("VER", version))), true);
+            let at = |resource| at(version, resource);
+            assert_eq!(r("/upload/VER/files"), at(Stateful::Files(F::Upload)));
+            assert_eq!(r("/download/VER/files/abc:download"), at(Stateful::Files(F::Download("abc"))));
+            assert_eq!(r("/VER/files"), at(Stateful::Files(F::List)));
+            assert_eq!(r("/VER/files/abc"), at(Stateful::Files(F::File("abc"))));
+            assert_eq!(r("/VER/cachedContents"), at(Stateful::Caches(C::Collection)));
+            assert_eq!(r("/VER/cachedContents/c1"), at(Stateful::Caches(C::Item("c1"))));
+            assert_eq!(r("/VER/batches"), at(Stateful::Operations(O::Batches)));
+            assert_eq!(r("/VER/batches/b1:cancel"), at(Stateful::Operations(O::Batch { id: "b1", cancel: true })));
             assert_eq!(
-                resolve(&r("/v1beta/batches/b1:cancel")),
-                Route::Operations(O::Batch { id: "b1", cancel: true })
+                r("/VER/models/veo/operations/o1"),
+                at(Stateful::Operations(O::Operation("models/veo/operations/o1".into())))
             );
-            assert_eq!(
-                resolve(&r("/v1beta/models/veo/operations/o1")),
-                Route::Operations(O::Operation("models/veo/operations/o1".into()))
-            );
-            assert_eq!(resolve(&r("/v1beta/operations/o1")), Route::Operations(O::Operation("operations/o1".into())));
-            assert_eq!(resolve(&r("/v1beta/interactions")), Route::Interactions(I::Create));
-            assert_eq!(resolve(&r("/v1beta/interactions/v1_i")), Route::Interactions(I::Item("v1_i")));
-            assert_eq!(resolve(&r("/v1beta/interactions/v1_i/cancel")), Route::Interactions(I::Cancel("v1_i")));
+            assert_eq!(r("/VER/operations/o1"), at(Stateful::Operations(O::Operation("operations/o1".into()))));
+            assert_eq!(r("/VER/interactions"), at(Stateful::Interactions(I::Create)));
+            assert_eq!(r("/VER/interactions/v1_i"), at(Stateful::Interactions(I::Item("v1_i"))));
+            assert_eq!(r("/VER/interactions/v1_i/cancel"), at(Stateful::Interactions(I::Cancel("v1_i"))));
         }
         // Not resources: a model path, and a batch path with more segments.
-        assert!(matches!(resolve("/v1beta/models/m:batchGenerateContent"), Route::Native { .. }));
-        assert!(matches!(resolve("/v1beta/batches/a/b"), Route::Native { .. }));
+        assert!(matches!(resolve_b("/v1beta/models/m:batchGenerateContent"), Route::Native { .. }));
+        assert!(matches!(resolve_b("/v1beta/batches/a/b"), Route::Native { .. }));
+        // Bare /v1 shares `files` and `batches` with OpenAI's paths: a Bearer token means OpenAI's.
+        assert_eq!(resolve("/v1/files", false), Route::OpenAi { rest: "/files" });
+        assert_eq!(resolve("/v1/batches", false), Route::OpenAi { rest: "/batches" });
+        assert_eq!(resolve("/hf/v1/files", true), Route::OpenAi { rest: "/files" });
+        assert_eq!(resolve("/gemini/v1/files", false), at("v1", Stateful::Files(F::List)));
+        assert_eq!(resolve("/upload/v1/files", false), at("v1", Stateful::Files(F::Upload)));
     }
 }

@@ -47,7 +47,8 @@ impl Interactions {
         body: &[u8],
         files_ok: bool,
     ) -> Option<Response<FakeBody>> {
-        let rest = path.strip_prefix("/v1beta/interactions")?;
+        // Generally available since June 2026: on v1 as on v1beta.
+        let rest = path.strip_prefix("/v1beta/interactions").or_else(|| path.strip_prefix("/v1/interactions"))?;
         let mut inner = self.inner.lock().unwrap();
         if rest.is_empty() && method == Method::POST {
             let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);

@@ -155,6 +155,12 @@ class Interactions(unittest.TestCase):
         resumed = list(client().interactions.get(interaction_id, stream=True, last_event_id="e2"))
         self.assertEqual(resumed[-1].event_type, "interaction.completed")
 
+    def test_on_v1(self):
+        first = client("v1").interactions.create(model=MODEL, input="Hello")
+        turn = client("v1").interactions.create(model=MODEL, input="And?", previous_interaction_id=first.id)
+        self.assertEqual(turn.output_text, f"Continuing {first.id}")
+        self.assertEqual(client("v1").interactions.get(first.id).id, first.id)
+
     def test_background_and_cancel(self):
         run = client().interactions.create(model=MODEL, input="Think long", background=True)
         self.assertEqual(run.status, "in_progress")

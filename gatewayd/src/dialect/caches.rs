@@ -29,7 +29,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
     let with_query = |path: String| owned::with_query(path, &query);
     match target {
         Target::Collection if *call.method == Method::GET => {
-            owned::list(state, call.headers, &owner, ("cachedContents", "cachedContents"), "cachedContents.list").await
+            owned::list(state, &call, &owner, ("cachedContents", "cachedContents"), "cachedContents.list").await
         }
         Target::Collection if *call.method == Method::POST => {
             let named = affinity::resources_in_body(&call.body);
@@ -39,7 +39,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
             };
             let out = outgoing(
                 Method::POST,
-                with_query("/v1beta/cachedContents".into()),
+                with_query(format!("/{}/cachedContents", call.version)),
                 forwarded_headers(call.headers),
                 call.body.clone(),
             );
@@ -67,7 +67,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
             let body = if *call.method == Method::PATCH { call.body.clone() } else { Default::default() };
             let out = outgoing(
                 call.method.clone(),
-                with_query(format!("/v1beta/{name}")),
+                with_query(format!("/{}/{name}", call.version)),
                 forwarded_headers(call.headers),
                 body,
             );

@@ -52,7 +52,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
         }
         Target::Upload => upload(state, call, &owner, query.as_deref()).await,
         Target::List if *call.method == Method::GET => {
-            owned::list(state, call.headers, &owner, ("files", "files"), "files.list").await
+            owned::list(state, &call, &owner, ("files", "files"), "files.list").await
         }
         Target::List => Err(ApiError::MethodNotAllowed(call.method.clone())),
         Target::File(id) | Target::Download(id) => {
@@ -60,10 +60,11 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
                 .ok_or_else(|| ApiError::BadRequest(format!("files/{id} is not a file name")))?;
             let key = state.affinity.resolve(std::slice::from_ref(&name), &owner, state.now())?.expect("one name");
             let keys = pinned(state, &name, key)?;
+            let v = call.version;
             let (route, path) = match (&target, call.method) {
-                (Target::Download(_), &Method::GET) => ("files.download", format!("/download/v1beta/{name}:download")),
-                (Target::File(_), &Method::GET) => ("files.get", format!("/v1beta/{name}")),
-                (Target::File(_), &Method::DELETE) => ("files.delete", format!("/v1beta/{name}")),
+                (Target::Download(_), &Method::GET) => ("files.download", format!("/download/{v}/{name}:download")),
+                (Target::File(_), &Method::GET) => ("files.get", format!("/{v}/{name}")),
+                (Target::File(_), &Method::DELETE) => ("files.delete", format!("/{v}/{name}")),
                 _ => return Err(ApiError::MethodNotAllowed(call.method.clone())),
             };
             let out = outgoing(
@@ -123,7 +124,7 @@ async fn upload(
             (served, None)
         }
         None => {
-            let path = owned::with_query("/upload/v1beta/files".into(), &query.map(String::from));
+            let path = owned::with_query(format!("/upload/{}/files", call.version), &query.map(String::from));
             let out = outgoing(Method::POST, path, upload_headers(call.headers), call.body.clone());
             let served = proxy::fetch(state, plan("files.upload", KeyChoice::Any), out).await?;
             let google_url = served.headers.get("x-goog-upload-url").and_then(|v| v.to_str().ok());
@@ -134,8 +135,9 @@ async fn upload(
                     let upload = Upload { upstream, key_id: served.key_id, owner: owner.clone() };
                     state.affinity.start_upload(&id, upload);
                     Some(format!(
-                        "{}/upload/v1beta/files?upload_id={id}&upload_protocol=resumable",
-                        origin(state, &call)
+                        "{}/upload/{}/files?upload_id={id}&upload_protocol=resumable",
+                        origin(state, &call),
+                        call.version
                     ))
                 }
                 None => None,

@@ -98,10 +98,11 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
                 .ok_or_else(|| ApiError::BadRequest(format!("interactions/{id} is not an interaction name")))?;
             let key = state.affinity.resolve(std::slice::from_ref(&name), &owner, state.now())?.expect("one name");
             let keys = pinned(state, &name, key)?;
+            let v = call.version;
             let (route, path, body) = match *call.method {
-                Method::GET => ("interactions.get", format!("/v1beta/{name}"), Bytes::new()),
-                Method::DELETE => ("interactions.delete", format!("/v1beta/{name}"), Bytes::new()),
-                _ => ("interactions.cancel", format!("/v1beta/{name}/cancel"), call.body.clone()),
+                Method::GET => ("interactions.get", format!("/{v}/{name}"), Bytes::new()),
+                Method::DELETE => ("interactions.delete", format!("/{v}/{name}"), Bytes::new()),
+                _ => ("interactions.cancel", format!("/{v}/{name}/cancel"), call.body.clone()),
             };
             let out = outgoing(call.method.clone(), owned::with_query(path, &query), headers(call.headers), body);
             // `GET …?stream=true` resumes the interaction's event stream (after `last_event_id`).
@@ -147,7 +148,7 @@ async fn create(
     let stored = request.store != Some(false);
     let out = outgoing(
         Method::POST,
-        owned::with_query("/v1beta/interactions".into(), &query),
+        owned::with_query(format!("/{}/interactions", call.version), &query),
         headers(call.headers),
         call.body.clone(),
     );

@@ -14,6 +14,8 @@ use crate::affinity::Owner;
 
 /// What a native handler reads of the client's request.
 pub struct Call<'a> {
+    /// The API version the client called (`v1beta`, `v1`); the upstream path uses the same.
+    pub version: &'static str,
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
     pub query: Option<&'a str>,

@@ -50,7 +50,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
     let with_query = |path: String| owned::with_query(path, &query);
     let (name, route, method) = match (&target, call.method) {
         (Target::Batches, &Method::GET) => {
-            return owned::list(state, call.headers, &owner, ("batches", "operations"), "batches.list").await;
+            return owned::list(state, &call, &owner, ("batches", "operations"), "batches.list").await;
         }
         (Target::Batch { id, cancel: false }, &Method::GET) => (format!("batches/{id}"), "batches.get", Method::GET),
         (Target::Batch { id, cancel: false }, &Method::DELETE) => {
@@ -66,8 +66,8 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
     let key = state.affinity.resolve(std::slice::from_ref(&name), &owner, state.now())?.expect("one name");
     let keys = pinned(state, &name, key)?;
     let path = match &target {
-        Target::Batch { cancel: true, .. } => format!("/v1beta/{name}:cancel"),
-        _ => format!("/v1beta/{name}"),
+        Target::Batch { cancel: true, .. } => format!("/{}/{name}:cancel", call.version),
+        _ => format!("/{}/{name}", call.version),
     };
     let body = if method == Method::POST { call.body.clone() } else { Bytes::new() };
     let out = outgoing(method.clone(), with_query(path), forwarded_headers(call.headers), body);

@@ -100,7 +100,7 @@ pub async fn unbind(state: &Arc<State>, name: &str) -> Result<(), ApiError> {
 /// `field` is the answer's list (Google lists batches under `operations`).
 pub async fn list(
     state: &Arc<State>,
-    headers: &HeaderMap,
+    call: &super::Call<'_>,
     owner: &Owner,
     (collection, field): (&'static str, &'static str),
     route: &'static str,
@@ -112,11 +112,11 @@ pub async fn list(
     let mut items = Vec::new();
     for key in keys {
         let Ok(choice) = pinned(state, collection, key) else { continue };
-        let path = format!("/v1beta/{collection}?pageSize=100");
+        let path = format!("/{}/{collection}?pageSize=100", call.version);
         let served = proxy::fetch(
             state,
             plan(route, choice),
-            outgoing(Method::GET, path, forwarded_headers(headers), Bytes::new()),
+            outgoing(Method::GET, path, forwarded_headers(call.headers), Bytes::new()),
         )
         .await?;
         let v: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);

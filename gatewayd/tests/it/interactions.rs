@@ -221,3 +221,27 @@ async fn bad_interaction_requests_are_refused_at_the_edge() {
     assert!(fake.requests().is_empty(), "nothing went upstream");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn v1_spellings_go_to_v1_upstream_and_bare_v1_with_a_bearer_token_stays_openai() {
+    let (fake, gw) = pool(2).await;
+    let r = gw.post("/v1/interactions", json!({"model": "gemini-2.5-flash", "input": "x"}).to_string()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let made_by = fake.requests().pop().unwrap();
+    assert_eq!(made_by.path, "/v1/interactions");
+    let r = gw.get(&format!("/gemini/v1/interactions/{id}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let sent = fake.requests().pop().unwrap();
+    assert_eq!((sent.path, sent.key), (format!("/v1/interactions/{id}"), made_by.key));
+    // OpenAI's `/v1/files` (which the gateway does not serve) is OpenAI's no-route 404.
+    let before = fake.requests().len();
+    let r = gw.request(Method::GET, "/v1/files", &[("authorization", &format!("Bearer {TOKEN}"))], Bytes::new()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("no route"), "{}", r.text());
+    assert!(r.json()["error"]["type"].is_string(), "OpenAI's error shape: {}", r.text());
+    // With a Gemini SDK's header it is the Files API.
+    assert_eq!(gw.get("/v1/files").await.json(), json!({"files": []}));
+    assert_eq!(fake.requests().len(), before, "an empty merged list asks no key");
+    gw.stop().await;
+}
