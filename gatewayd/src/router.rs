@@ -59,7 +59,13 @@ enum Stateful<'a> {
 fn stateful(rest: &str) -> Option<Stateful<'_>> {
     match rest.strip_prefix("/files") {
         Some("") => return Some(Stateful::Files(files::Target::List)),
-        Some(id) if id.starts_with('/') && id.len() > 1 => return Some(Stateful::Files(files::Target::File(&id[1..]))),
+        Some(id) if id.starts_with('/') && id.len() > 1 => {
+            let id = &id[1..];
+            return Some(Stateful::Files(match id.strip_suffix(":download") {
+                Some(id) => files::Target::Media(id),
+                None => files::Target::File(id),
+            }));
+        }
         _ => {}
     }
     if let Some(target) = operation_target(rest) {
@@ -352,6 +358,7 @@ mod tests {
             assert_eq!(r("/download/VER/files/abc:download"), at(Stateful::Files(F::Download("abc"))));
             assert_eq!(r("/VER/files"), at(Stateful::Files(F::List)));
             assert_eq!(r("/VER/files/abc"), at(Stateful::Files(F::File("abc"))));
+            assert_eq!(r("/VER/files/abc:download"), at(Stateful::Files(F::Media("abc"))));
             assert_eq!(r("/VER/cachedContents"), at(Stateful::Caches(C::Collection)));
             assert_eq!(r("/VER/cachedContents/c1"), at(Stateful::Caches(C::Item("c1"))));
             assert_eq!(r("/VER/batches"), at(Stateful::Operations(O::Batches)));

@@ -328,7 +328,7 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if let Some(r) = shared.caches.answer(&key, &parts.method, &path, &body, files_ok) {
         return Ok(r);
     }
-    if let Some(r) = shared.operations.answer(&key, &parts.method, &path, files_ok) {
+    if let Some(r) = shared.operations.answer(&key, &parts.method, &path, &shared.files, files_ok) {
         return Ok(r);
     }
     // Interactions answer as the store says, unless the key is scripted to fail.

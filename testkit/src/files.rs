@@ -59,6 +59,16 @@ impl Files {
         self.inner.lock().unwrap().files.get(id).is_some_and(|f| f.key == key)
     }
 
+    /// A file the API generated (a Veo video) for `key`, downloadable like an uploaded one.
+    pub fn add_generated(&self, key: &str, id: &str, mime: &str, data: &[u8]) {
+        let meta = json!({"name": format!("files/{id}"), "mimeType": mime, "sizeBytes": data.len().to_string(),
+            "uri": format!("https://generativelanguage.googleapis.com/v1beta/files/{id}"),
+            "downloadUri": format!("https://generativelanguage.googleapis.com/v1beta/files/{id}:download?alt=media"),
+            "source": "GENERATED", "state": "ACTIVE"});
+        let file = File { key: key.to_string(), meta, data: data.to_vec() };
+        self.inner.lock().unwrap().files.entry(id.to_string()).or_insert(file);
+    }
+
     pub fn count(&self) -> usize {
         self.inner.lock().unwrap().files.len()
     }
@@ -103,8 +113,9 @@ impl Files {
                 Some(id) => self.chunk(&mut inner, key, &id, headers, body),
             });
         }
-        if let Some(rest) = path.strip_prefix("/download/v1beta/files/") {
-            let id = rest.strip_suffix(":download")?;
+        // A download, as `/download/v1beta/files/{id}:download` or `/v1beta/files/{id}:download`.
+        let download = path.strip_prefix("/download/v1beta/files/").or_else(|| path.strip_prefix("/v1beta/files/"));
+        if let Some(id) = download.and_then(|rest| rest.strip_suffix(":download")) {
             return Some(match inner.files.get(id) {
                 Some(f) if f.key == key => Response::new(full(f.data.clone())),
                 _ => denied(id),

@@ -17,7 +17,14 @@ pub struct Operations {
 
 impl Operations {
     /// Answers a creating method, a batch or an operation request; `None` when the path is none.
-    pub fn answer(&self, key: &str, method: &Method, path: &str, files_ok: bool) -> Option<Response<FakeBody>> {
+    pub fn answer(
+        &self,
+        key: &str,
+        method: &Method,
+        path: &str,
+        files: &crate::files::Files,
+        files_ok: bool,
+    ) -> Option<Response<FakeBody>> {
         let mut inner = self.inner.lock().unwrap();
         let created = |inner: &mut (u64, HashMap<String, String>), name: String| {
             inner.1.insert(name.clone(), key.to_string());
@@ -68,10 +75,11 @@ impl Operations {
                 json_response(200, &json!({}))
             }
             (&Method::GET, true, false) if name.contains("/operations/") => {
-                // A finished Veo operation: its video is a file of the same key.
-                let id = name.rsplit('/').next().unwrap_or("o");
-                let uri =
-                    format!("https://generativelanguage.googleapis.com/v1beta/files/video-{id}:download?alt=media");
+                // A finished Veo operation: its video is a file of the same key (ids are [a-z0-9],
+                // as the SDK's parsing of a video URI expects).
+                let id = format!("video{}", name.rsplit('/').next().unwrap_or("o"));
+                files.add_generated(key, &id, "video/mp4", b"\x00\x00\x00\x18ftypmp42 fake video");
+                let uri = format!("https://generativelanguage.googleapis.com/v1beta/files/{id}:download?alt=media");
                 json_response(
                     200,
                     &json!({"name": name, "done": true,

@@ -80,6 +80,8 @@ class Files(unittest.TestCase):
             self.assertEqual(got.name, up.name)
             r = client().models.generate_content(model=MODEL, contents=[up, "Summarise the notes."])
             self.assertEqual(r.text, "Hello from the fake.")
+        # Downloaded by name (the SDK downloads only what the API generated when given a File).
+        self.assertEqual(client().files.download(file=up.name), data)
         names = [f.name for f in client().files.list()]
         self.assertIn(up.name, names)
         # A cache over the file, then generations that name it: all on the file's key.
@@ -123,6 +125,30 @@ class Batches(unittest.TestCase):
         with self.assertRaises(errors.ClientError) as e:
             client().batches.get(name=job.name)
         self.assertEqual(e.exception.code, 404)
+
+
+class Operations(unittest.TestCase):
+    """A Veo operation, polled with the SDK on the key that made it, and its video downloaded
+    with the SDK from that key. (google-genai 3.6.1 offers generate_videos and generate_images in
+    Vertex mode only, so the operation is started over plain HTTP, as Google's curl docs do.)"""
+
+    def test_poll_and_download_a_video(self):
+        import json
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"{URL}/v1beta/models/veo-3.0-generate-001:predictLongRunning",
+            data=json.dumps({"instances": [{"prompt": "a cat"}]}).encode(),
+            headers={"x-goog-api-key": TOKEN, "content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req) as res:
+            name = json.load(res)["name"]
+        for _ in range(3):  # round-robin would move some of these to the other key
+            op = client().operations.get(types.GenerateVideosOperation(name=name))
+            self.assertTrue(op.done)
+        video = op.response.generated_videos[0]
+        data = client().files.download(file=video)
+        self.assertTrue(data.endswith(b"fake video"), data)
 
 
 class Interactions(unittest.TestCase):

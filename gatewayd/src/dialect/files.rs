@@ -30,6 +30,8 @@ pub enum Target<'a> {
     File(&'a str),
     /// `/download/v1beta/files/{id}:download`.
     Download(&'a str),
+    /// `/v1beta/files/{id}:download`, as the SDKs and Veo's video URIs spell a download.
+    Media(&'a str),
 }
 
 fn upload_headers(client: &HeaderMap) -> HeaderMap {
@@ -55,7 +57,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
             owned::list(state, &call, &owner, ("files", "files"), "files.list").await
         }
         Target::List => Err(ApiError::MethodNotAllowed(call.method.clone())),
-        Target::File(id) | Target::Download(id) => {
+        Target::File(id) | Target::Download(id) | Target::Media(id) => {
             let name = affinity::file_name(&format!("files/{id}"))
                 .ok_or_else(|| ApiError::BadRequest(format!("files/{id} is not a file name")))?;
             let key = state.affinity.resolve(std::slice::from_ref(&name), &owner, state.now())?.expect("one name");
@@ -63,6 +65,7 @@ pub async fn handle(state: &Arc<State>, target: Target<'_>, call: Call<'_>) -> R
             let v = call.version;
             let (route, path) = match (&target, call.method) {
                 (Target::Download(_), &Method::GET) => ("files.download", format!("/download/{v}/{name}:download")),
+                (Target::Media(_), &Method::GET) => ("files.download", format!("/{v}/{name}:download")),
                 (Target::File(_), &Method::GET) => ("files.get", format!("/{v}/{name}")),
                 (Target::File(_), &Method::DELETE) => ("files.delete", format!("/{v}/{name}")),
                 _ => return Err(ApiError::MethodNotAllowed(call.method.clone())),

@@ -317,10 +317,19 @@ async fn batches_and_operations_stay_on_the_key_that_made_them() {
     );
     assert_eq!(gw.get("/v1beta/operations/never-made").await.status, StatusCode::NOT_FOUND);
     // The video the finished operation made is a file of the operation's key, for its download.
-    let video = format!("files/video-{}", op.rsplit('/').next().unwrap());
+    let video = format!("files/video{}", op.rsplit('/').next().unwrap());
     let me = gatewayd::affinity::Owner::of_token(TOKEN);
     let op_key = gw.state.affinity.resolve(std::slice::from_ref(&op), &me, gw.state.now()).unwrap();
     assert_eq!(gw.state.affinity.resolve(std::slice::from_ref(&video), &me, gw.state.now()).unwrap(), op_key);
+    // Downloaded on both spellings (Veo's URI is `/v1beta/files/{id}:download?alt=media`), each
+    // time on the key that made it, streamed back untouched.
+    for path in [format!("/v1beta/{video}:download?alt=media"), format!("/download/v1beta/{video}:download?alt=media")]
+    {
+        let r = gw.get(&path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        assert!(r.body.ends_with(b"fake video"), "{path}");
+        assert_eq!(fake.requests().last().unwrap().key, owner);
+    }
     gw.stop().await;
 }
 

@@ -168,10 +168,24 @@ async fn an_owner_key_out_of_rotation_is_a_409_cooling_a_429_and_mixed_owners_a_
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("different API keys"));
     // Cooling for the model: waited for (keys.wait_secs), then 429 with Retry-After.
     gw.cool(ka, "gemini-2.5-flash", gw.state.now() + chrono::Duration::seconds(40));
+    let keys = |k: i64| Some(json!({"keys": [k.to_string()]}).to_string());
     let turn = json!({"model": "gemini-2.5-flash", "input": "b", "previous_interaction_id": id});
     let r = create(&gw, turn.clone()).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
     assert!(r.headers.contains_key("retry-after"));
+    let (status, _) = gatewayd_testkit::admin(&gw.socket, Method::POST, "/v1/keys/reset", keys(ka)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Disabled by the operator: 409, and the same once enabled again is served.
+    let (status, _) = gatewayd_testkit::admin(&gw.socket, Method::POST, "/v1/keys/disable", keys(ka)).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = create(&gw, turn.clone()).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("disabled"), "{}", r.text());
+    let (status, _) = gatewayd_testkit::admin(&gw.socket, Method::POST, "/v1/keys/enable", keys(ka)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fake.requests().len(), before, "nothing sent while the owner could not serve");
+    assert_eq!(create(&gw, turn.clone()).await.status, StatusCode::OK);
+    let before = fake.requests().len();
     gw.invalidate(ka);
     let r = create(&gw, turn).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
