@@ -221,6 +221,11 @@ impl FakeHandle {
         self.shared.interactions.count()
     }
 
+    /// List pages of the Files API hold at most `n` files from now on.
+    pub fn files_page_cap(&self, n: usize) {
+        self.shared.files.page_cap.store(n, Ordering::Relaxed);
+    }
+
     pub fn image_hits(&self) -> u64 {
         self.shared.image_hits.load(Ordering::Relaxed)
     }

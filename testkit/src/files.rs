@@ -14,6 +14,8 @@ use crate::fake::{FakeBody, full, google_error, json_response};
 #[derive(Default)]
 pub struct Files {
     inner: Mutex<Inner>,
+    /// The most files a list page holds (Google's cap is 100); tests lower it to see paging.
+    pub page_cap: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -123,8 +125,25 @@ impl Files {
         }
         let rest = path.strip_prefix("/v1beta/files")?;
         if rest.is_empty() && *method == Method::GET {
-            let mine: Vec<Value> = inner.files.values().filter(|f| f.key == key).map(|f| f.meta.clone()).collect();
-            return Some(json_response(200, &json!({ "files": mine })));
+            // Pages in name order; the page token is the index the next page starts at.
+            let mut mine: Vec<&File> = inner.files.values().filter(|f| f.key == key).collect();
+            mine.sort_by(|a, b| a.meta["name"].as_str().cmp(&b.meta["name"].as_str()));
+            let param = |name: &str| {
+                query.unwrap_or("").split('&').find_map(|p| p.strip_prefix(name)).and_then(|v| v.parse::<usize>().ok())
+            };
+            let cap = match self.page_cap.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => 100,
+                n => n,
+            };
+            let size = param("pageSize=").unwrap_or(10).clamp(1, cap);
+            let from = param("pageToken=").unwrap_or(0).min(mine.len());
+            let to = (from + size).min(mine.len());
+            let files: Vec<&Value> = mine[from..to].iter().map(|f| &f.meta).collect();
+            let mut page = json!({ "files": files });
+            if to < mine.len() {
+                page["nextPageToken"] = json!(to.to_string());
+            }
+            return Some(json_response(200, &page));
         }
         let id = rest.strip_prefix('/')?;
         Some(match (method, inner.files.get(id)) {

@@ -17,6 +17,9 @@ use crate::proxy::{self, KeyChoice, Plan, Served, forwarded_headers};
 use crate::state::State;
 use crate::upstream::{KeyPlacement, OutBody, Outgoing};
 
+/// Pages of one key's list read at most (100 resources a page).
+const MAX_LIST_PAGES: usize = 50;
+
 /// An upstream path with the client's query (its `key` already taken out).
 pub fn with_query(path: String, query: &Option<String>) -> String {
     match query {
@@ -97,7 +100,8 @@ pub async fn unbind(state: &Arc<State>, name: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1beta/{collection}`: the client's own resources, from each key that holds some, merged.
-/// `field` is the answer's list (Google lists batches under `operations`).
+/// `field` is the answer's list (Google lists batches under `operations`). Each key's pages are
+/// followed (`nextPageToken`) up to `MAX_LIST_PAGES`; the merged answer is one page.
 pub async fn list(
     state: &Arc<State>,
     call: &super::Call<'_>,
@@ -109,21 +113,30 @@ pub async fn list(
     let mut keys: Vec<i64> = owned.iter().map(|(_, k)| *k).collect();
     keys.sort_unstable();
     keys.dedup();
+    let mine: std::collections::HashSet<&str> = owned.iter().map(|(n, _)| n.as_str()).collect();
     let mut items = Vec::new();
     for key in keys {
+        // A key out of rotation cannot be asked; its resources are missing from the list.
         let Ok(choice) = pinned(state, collection, key) else { continue };
-        let path = format!("/{}/{collection}?pageSize=100", call.version);
-        let served = proxy::fetch(
-            state,
-            plan(route, choice),
-            outgoing(Method::GET, path, forwarded_headers(call.headers), Bytes::new()),
-        )
-        .await?;
-        let v: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
-        for item in v.get(field).and_then(Value::as_array).into_iter().flatten() {
-            let name = item.get("name").and_then(Value::as_str).unwrap_or("");
-            if owned.iter().any(|(n, _)| n == name) {
-                items.push(item.clone());
+        let mut page: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut path = format!("/{}/{collection}?pageSize=100", call.version);
+            if let Some(token) = &page {
+                path.push_str("&pageToken=");
+                path.extend(form_urlencoded::byte_serialize(token.as_bytes()));
+            }
+            let out = outgoing(Method::GET, path, forwarded_headers(call.headers), Bytes::new());
+            let served = proxy::fetch(state, plan(route, choice.clone()), out).await?;
+            let mut v: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
+            if let Some(Value::Array(list)) = v.get_mut(field).map(Value::take) {
+                items.extend(
+                    list.into_iter()
+                        .filter(|item| item.get("name").and_then(Value::as_str).is_some_and(|n| mine.contains(n))),
+                );
+            }
+            page = v.get("nextPageToken").and_then(Value::as_str).filter(|t| !t.is_empty()).map(String::from);
+            if page.is_none() {
+                break;
             }
         }
     }

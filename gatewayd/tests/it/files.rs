@@ -112,6 +112,21 @@ async fn a_file_is_uploaded_in_chunks_and_used_only_through_its_owner_key() {
     let mut want = vec![name.as_str(), second.as_str()];
     want.sort();
     assert_eq!(names, want);
+    // Every page of each key is read: with pages of one file, the list is still whole.
+    fake.files_page_cap(1);
+    let mut more = Vec::new();
+    for text in [&b"three"[..], b"four"] {
+        more.push(upload(&gw, TOKEN, &[text]).await.json()["file"]["name"].as_str().unwrap().to_string());
+    }
+    let list = gw.get("/v1beta/files").await.json();
+    assert_eq!(list["files"].as_array().unwrap().len(), 4, "{list}");
+    let paged = fake.requests().into_iter().filter(|r| r.query.as_deref().is_some_and(|q| q.contains("pageToken=")));
+    assert!(paged.count() >= 1, "a key holding two files was read a page at a time");
+    for name in more {
+        let r =
+            gw.request(Method::DELETE, &format!("/v1beta/{name}"), &[("x-goog-api-key", TOKEN)], Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
     // Deleting it ends the binding.
     let r = gw.request(Method::DELETE, &format!("/v1beta/{name}"), &[("x-goog-api-key", TOKEN)], Bytes::new()).await;
     assert_eq!(r.status, StatusCode::OK);
