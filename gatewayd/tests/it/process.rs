@@ -28,6 +28,17 @@ fn gatewayd(dir: &Path) -> Command {
     cmd
 }
 
+/// A temp dir holding a gateway.toml for one key of `upstream`, the test token and port 0.
+fn one_key_config(upstream: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"{upstream}\"\n[auth]\ntokens = [\"{TOKEN}\"]\n[keys]\napi_keys = [\"{}\"]\n",
+        key(1)
+    );
+    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
+    dir
+}
+
 /// A running gatewayd whose stderr is collected line by line.
 struct Running {
     child: Child,
@@ -234,16 +245,7 @@ fn example_config_parses_and_validates() {
 async fn sigterm_drains_a_running_stream() {
     let events = vec![text_chunk("one"), text_chunk("two"), text_chunk("three"), final_chunk("four", 5, 4)];
     let fake = FakeGemini::new().key(&key(1), Script::Sse { events, gap: Duration::from_millis(400) }).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("gateway.toml"),
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"{}\"\n[auth]\ntokens = [\"{TOKEN}\"]\n[keys]\napi_keys = [\"{}\"]\n",
-            fake.base_url(),
-            key(1)
-        ),
-    )
-    .unwrap();
+    let dir = one_key_config(&fake.base_url());
     let mut gw = Running::start(gatewayd(dir.path()));
     let addr = gw.addr();
     let client = gatewayd_testkit::client();
@@ -545,16 +547,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn a_few_hundred_mb_upload_passes_with_the_daemons_memory_flat() {
     const SIZE: usize = 320 << 20;
     let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("gateway.toml"),
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"{}\"\n[auth]\ntokens = [\"{TOKEN}\"]\n[keys]\napi_keys = [\"{}\"]\n",
-            fake.base_url(),
-            key(1)
-        ),
-    )
-    .unwrap();
+    let dir = one_key_config(&fake.base_url());
     let mut gw = Running::start(gatewayd(dir.path()));
     let addr = gw.addr();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
