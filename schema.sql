@@ -14,7 +14,13 @@ CREATE TABLE keys (
     added_at       INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL,
     -- When an upstream attempt last used the key, written with the request log.
-    last_used      INTEGER
+    last_used      INTEGER,
+    -- The operator's labels (keypool/labels.rs): `gemini` or `vertex`; a group for
+    -- models.groups; the Google project (its keys share cooldowns); a free note.
+    kind           TEXT    NOT NULL DEFAULT 'gemini' CHECK (kind IN ('gemini', 'vertex')),
+    key_group      TEXT,
+    project        TEXT,
+    note           TEXT
 );
 
 -- A rate-limited key rests for one model until a time, for a reason (rpm, tpm, rpd, unknown).

@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
+use gatewayd::keypool::Labels;
 use gatewayd::record::{AttemptRecord, RequestRecord};
 use gatewayd::store::{StatsBy, Store};
 
@@ -35,7 +36,7 @@ fn main() {
     let _ = std::fs::remove_file(&path);
     let store = Store::open(&path).unwrap();
     let keys: Vec<String> = (0..50).map(|i| format!("AIzaSyBench{i:028}")).collect();
-    let (added, _) = store.add_keys(&keys, false, Utc::now()).unwrap();
+    let (added, _) = store.add_keys(&keys, &Labels::default(), false, Utc::now()).unwrap();
     let ids: Vec<i64> = added.iter().map(|k| k.id).collect();
     let models = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash", "text-embedding-004"];
     let now = Utc::now();

@@ -185,7 +185,8 @@ async fn get(
     let mut req = http::Request::new(crate::body::full(Bytes::new()));
     *req.uri_mut() = uri.clone();
     if policy == Policy::Any {
-        let client = state.upstream.client(upstream);
+        // No key is involved: the route key #0 would take (the one proxy, or the first by hash).
+        let client = state.upstream.client(upstream, 0);
         return client.request(req).await.map_err(|_| FetchError::Unavailable);
     }
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {

@@ -34,6 +34,7 @@ pub mod clock;
 pub mod config;
 mod connection;
 mod dialect;
+mod egress;
 mod error;
 mod image_fetch;
 pub mod jobs;
@@ -126,7 +127,9 @@ impl Daemon {
         let Loaded { store, config, runtime, keys, resources, generated_tokens, generated_token } = loaded;
         let upstream = Upstream::new(&config.upstream).map_err(BootError::Other)?;
         let (logbook, writer) = logbook::start(store.clone(), LOG_QUEUE);
-        let pool = KeyPool::new(keys.into_iter().map(|k| KeyEntry::new(k.id, Secret::new(k.key), k.health)).collect());
+        let pool = KeyPool::new(
+            keys.into_iter().map(|k| KeyEntry::new(k.id, Secret::new(k.key), k.health).with_labels(k.labels)).collect(),
+        );
         let admin_socket = PathBuf::from(&config.server.admin_socket);
         let state = Arc::new(State {
             settings: settings::Settings::new(layers, runtime),
@@ -198,7 +201,7 @@ fn load(layers: &Layers, now: chrono::DateTime<chrono::Utc>) -> Result<Loaded, B
         generated_token = Some(token);
     }
     let seeds: Vec<String> = config.keys.api_keys.iter().map(|k| k.expose().to_string()).collect();
-    let (added, _) = store.add_keys(&seeds, true, now)?;
+    let (added, _) = store.add_keys(&seeds, &crate::keypool::Labels::default(), true, now)?;
     if !added.is_empty() {
         tracing::info!("added {} key(s) from keys.api_keys", added.len());
     }

@@ -52,6 +52,42 @@ impl fmt::Display for ModelName {
     }
 }
 
+/// Whether `name` matches a glob of `models.aliases` or `models.groups`: `*` stands for any run of
+/// characters, everything else for itself.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// The value of the longest pattern of `map` that `name` matches (the first in order on a tie).
+pub fn glob_lookup<'m>(map: &'m std::collections::BTreeMap<String, String>, name: &str) -> Option<&'m str> {
+    let mut best: Option<(&str, &str)> = None;
+    for (pattern, value) in map {
+        if glob_matches(pattern, name) && best.is_none_or(|(p, _)| pattern.len() > p.len()) {
+            best = Some((pattern, value));
+        }
+    }
+    best.map(|(_, v)| v)
+}
+
+/// A pattern is 1 to 128 characters of a model name's, plus `*`.
+pub fn check_glob(pattern: &str) -> Result<(), String> {
+    let ok = !pattern.is_empty()
+        && pattern.len() <= MAX_LEN
+        && pattern.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*'));
+    if ok { Ok(()) } else { Err("a pattern is 1 to 128 characters of A-Z a-z 0-9 . - _ and *".into()) }
+}
+
 /// A model name without Google's `models/` prefix.
 pub fn bare(name: &str) -> &str {
     name.strip_prefix("models/").unwrap_or(name)
@@ -98,6 +134,29 @@ pub fn add_search_tool(body: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_runs_and_the_longest_pattern_wins() {
+        for (p, n) in [
+            ("imagen-*", "imagen-4.0-generate-001"),
+            ("*", "x"),
+            ("gpt-4o*", "gpt-4o"),
+            ("a*b*c", "aXbYbc"),
+            ("tts-1", "tts-1"),
+        ] {
+            assert!(glob_matches(p, n), "{p} {n}");
+        }
+        for (p, n) in [("imagen-*", "gemini"), ("tts-1", "tts-1-hd"), ("*a", "ab"), ("a*b*c", "acb"), ("ab*ba", "aba")]
+        {
+            assert!(!glob_matches(p, n), "{p} {n}");
+        }
+        let map: std::collections::BTreeMap<String, String> =
+            [("gpt-*", "flash"), ("gpt-4o*", "pro"), ("*", "lite")].map(|(a, b)| (a.into(), b.into())).into();
+        assert_eq!(glob_lookup(&map, "gpt-4o-mini"), Some("pro"));
+        assert_eq!(glob_lookup(&map, "gpt-3.5"), Some("flash"));
+        assert_eq!(glob_lookup(&map, "claude"), Some("lite"));
+        assert!(check_glob("claude-*").is_ok() && check_glob("a/b").is_err() && check_glob("").is_err());
+    }
 
     #[test]
     fn names_are_checked_after_decoding() {

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
 use crate::connection::{BodyBudget, Held};
-use crate::dialect::{Call, caches, files, gemini, interactions, openai, operations, passthrough};
+use crate::dialect::{Call, caches, files, gemini, interactions, openai, operations, passthrough, vertex};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
 
@@ -33,6 +33,10 @@ enum Route<'a> {
         rest: &'a str,
     },
     OpenAiPassthrough {
+        rest: &'a str,
+    },
+    /// `/vertex-express/v1beta/...`: Vertex AI Express keys only.
+    Vertex {
         rest: &'a str,
     },
     /// A resource the pool binds to the key that created it, on an API version.
@@ -118,6 +122,9 @@ fn resolve(path: &str, google_token: bool) -> Route<'_> {
     if let Some(rest) = path.strip_prefix("/openai/v1").filter(|r| r.starts_with('/')) {
         return Route::OpenAiPassthrough { rest };
     }
+    if let Some(rest) = path.strip_prefix("/vertex-express/v1beta").filter(|r| r.starts_with('/')) {
+        return Route::Vertex { rest };
+    }
     let via_gemini_alias = native.len() != path.len();
     if let Some(resource) = native.strip_prefix("/v1").filter(|_| via_gemini_alias || google_token).and_then(stateful) {
         return Route::Stateful { version: "v1", resource };
@@ -167,7 +174,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let google_token = matches!(source, Some(TokenSource::GoogHeader | TokenSource::Query));
     let route = resolve(&path, google_token);
     let dialect = match route {
-        Route::Native { .. } | Route::Stateful { .. } => Dialect::Gemini,
+        Route::Native { .. } | Route::Stateful { .. } | Route::Vertex { .. } => Dialect::Gemini,
         Route::SharedModels { .. } if google_token => Dialect::Gemini,
         Route::Unknown if !path.starts_with("/v1/") && !path.starts_with("/hf/") && !path.starts_with("/openai/") => {
             Dialect::Gemini
@@ -225,6 +232,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
             Route::Native { version, rest } => {
                 let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;
                 gemini::handle(&state, version, target, call).await
+            }
+            Route::Vertex { rest } => {
+                let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;
+                vertex::handle(&state, target, call).await
             }
             Route::SharedModels { rest } if dialect == Dialect::Gemini => {
                 let target = gemini::parse(rest).ok_or_else(|| not_found(&path))??;
@@ -340,6 +351,10 @@ mod tests {
         assert_eq!(resolve_b("/v1/chat/completions"), Route::OpenAi { rest: "/chat/completions" });
         assert_eq!(resolve_b("/hf/v1/embeddings"), Route::OpenAi { rest: "/embeddings" });
         assert_eq!(resolve_b("/openai/v1/chat/completions"), Route::OpenAiPassthrough { rest: "/chat/completions" });
+        assert_eq!(
+            resolve_b("/vertex-express/v1beta/models/m:generateContent"),
+            Route::Vertex { rest: "/models/m:generateContent" }
+        );
         assert_eq!(resolve_b("/v1betax"), Route::Unknown);
         assert_eq!(resolve_b("/"), Route::Unknown);
     }

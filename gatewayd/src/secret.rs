@@ -48,6 +48,11 @@ pub fn serialize_url<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> 
 }
 
 /// A URL with the password of its userinfo redacted; anything else unchanged.
+/// Serializes proxy URLs with each password redacted.
+pub fn serialize_urls<S: Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(|u| redact_url(u)))
+}
+
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
     let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };

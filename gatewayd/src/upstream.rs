@@ -187,53 +187,101 @@ impl tower_service::Service<Uri> for Outbound {
 struct ClientSettings {
     connect_timeout_secs: u64,
     proxy: String,
+    proxies: Vec<String>,
 }
 
 impl ClientSettings {
     fn of(cfg: &UpstreamConfig) -> Self {
-        ClientSettings { connect_timeout_secs: cfg.connect_timeout_secs, proxy: cfg.proxy.clone() }
+        ClientSettings {
+            connect_timeout_secs: cfg.connect_timeout_secs,
+            proxy: cfg.proxy.clone(),
+            proxies: cfg.proxies.clone(),
+        }
+    }
+
+    /// Each egress route's proxy URL (`""` for none): one per `upstream.proxies`, else the one
+    /// `upstream.proxy` (or direct).
+    fn routes(&self) -> Vec<&str> {
+        match self.proxies.is_empty() {
+            true => vec![self.proxy.as_str()],
+            false => self.proxies.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// The clients for one set of settings: one per egress route, each with its own connections.
+struct Clients {
+    settings: ClientSettings,
+    /// `egress::seed` of each of `upstream.proxies` (empty without them).
+    seeds: Vec<u64>,
+    clients: Vec<HttpsClient>,
+}
+
+impl Clients {
+    fn build(settings: ClientSettings) -> Result<Clients, String> {
+        let clients =
+            settings.routes().iter().map(|p| build(settings.connect_timeout_secs, p)).collect::<Result<_, _>>()?;
+        let seeds = settings.proxies.iter().map(|p| crate::egress::seed(p)).collect();
+        Ok(Clients { settings, seeds, clients })
+    }
+
+    fn route(&self, key_id: i64) -> usize {
+        crate::egress::pick(key_id, &self.seeds).unwrap_or(0)
     }
 }
 
 pub struct Upstream {
-    current: RwLock<Arc<(ClientSettings, HttpsClient)>>,
+    current: RwLock<Arc<Clients>>,
+}
+
+/// The proxy key `key_id` leaves through under `cfg`, as configured (with its password): one of
+/// `upstream.proxies` by consistent hashing, else `upstream.proxy`; `None` when direct.
+pub fn proxy_of(cfg: &UpstreamConfig, key_id: i64) -> Option<&str> {
+    let seeds: Vec<u64> = cfg.proxies.iter().map(|p| crate::egress::seed(p)).collect();
+    match crate::egress::pick(key_id, &seeds) {
+        Some(i) => Some(cfg.proxies[i].as_str()),
+        None => Some(cfg.proxy.as_str()).filter(|p| !p.is_empty()),
+    }
 }
 
 impl Upstream {
     pub fn new(cfg: &UpstreamConfig) -> Result<Self, String> {
-        let settings = ClientSettings::of(cfg);
-        let client = build(&settings)?;
-        Ok(Upstream { current: RwLock::new(Arc::new((settings, client))) })
+        let clients = Clients::build(ClientSettings::of(cfg))?;
+        Ok(Upstream { current: RwLock::new(Arc::new(clients)) })
     }
 
-    /// The client for these settings, rebuilt first if they changed since the last request.
-    pub fn client(&self, cfg: &UpstreamConfig) -> HttpsClient {
-        let settings = ClientSettings::of(cfg);
+    /// The client key `key_id` leaves through under these settings, rebuilt first if they
+    /// changed since the last request.
+    pub fn client(&self, cfg: &UpstreamConfig, key_id: i64) -> HttpsClient {
         let current = self.current.read().clone();
-        if current.0 == settings {
-            return current.1.clone();
+        let settings = ClientSettings::of(cfg);
+        if current.settings == settings {
+            return current.clients[current.route(key_id)].clone();
         }
-        match build(&settings) {
-            Ok(client) => {
-                *self.current.write() = Arc::new((settings, client.clone()));
+        match Clients::build(settings) {
+            Ok(clients) => {
+                let client = clients.clients[clients.route(key_id)].clone();
+                *self.current.write() = Arc::new(clients);
                 client
             }
             Err(e) => {
                 // Validation already vetted the settings; keep serving with the old client.
                 tracing::error!("rebuilding the upstream client failed, keeping the previous one: {e}");
-                current.1.clone()
+                current.clients[current.route(key_id)].clone()
             }
         }
     }
 
-    /// Sends one attempt; the answer's head must arrive before `deadline`.
+    /// Sends one attempt with key `key_id` (which picks the egress proxy); the answer's head must
+    /// arrive before `deadline`.
     pub async fn send(
         &self,
         cfg: &UpstreamConfig,
+        key_id: i64,
         req: Request<Body>,
         deadline: Instant,
     ) -> Result<Response<Incoming>, TransportError> {
-        let client = self.client(cfg);
+        let client = self.client(cfg, key_id);
         match tokio::time::timeout_at(deadline, client.request(req)).await {
             Err(_) => Err(TransportError::Timeout),
             Ok(Ok(res)) => Ok(res),
@@ -263,15 +311,15 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     shared::redact_keys_in(&s)
 }
 
-fn build(settings: &ClientSettings) -> Result<HttpsClient, String> {
+fn build(connect_timeout_secs: u64, proxy: &str) -> Result<HttpsClient, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(settings.connect_timeout_secs)));
-    let outbound = if settings.proxy.is_empty() {
+    http.set_connect_timeout(Some(Duration::from_secs(connect_timeout_secs)));
+    let outbound = if proxy.is_empty() {
         Outbound::Direct(http)
     } else {
-        let uri: Uri = settings.proxy.parse().map_err(|e| format!("upstream.proxy: {e}"))?;
+        let uri: Uri = proxy.parse().map_err(|e| format!("upstream.proxy: {e}"))?;
         let credentials = uri.authority().and_then(|a| a.as_str().rsplit_once('@')).map(|(u, _)| u.to_string());
         match uri.scheme_str() {
             Some("socks5") | Some("socks5h") => {

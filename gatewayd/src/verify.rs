@@ -1,6 +1,8 @@
 //! Live verification of keys, for `gbctl keys verify` and the scheduled job: the free
 //! `GET /v1beta/models/{keys.verify_model}` probe, or a 1-token generateContent when
-//! `keys.verify_generate` is set. Runs concurrently with a small bound and updates key state.
+//! `keys.verify_generate` is set. A Vertex AI Express key is probed at `vertex.base_url` with
+//! a free `countTokens` (or the same generateContent). Runs concurrently with a small bound and
+//! updates key state.
 
 use std::sync::Arc;
 
@@ -9,8 +11,8 @@ use http::{HeaderMap, HeaderValue, Method};
 use shared::admin::VerifyResult;
 use tokio::time::Instant;
 
-use crate::keypool::KeyEntry;
 use crate::keypool::Rules;
+use crate::keypool::{KeyEntry, KeyKind};
 use crate::outcome::{self, Expect, Outcome};
 use crate::state::State;
 use crate::upstream::{self, KeyPlacement, OutBody, Outgoing};
@@ -35,17 +37,28 @@ pub async fn verify_keys(state: &Arc<State>, keys: Vec<Arc<KeyEntry>>) -> Vec<Ve
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// The probe request and the model it is about.
-fn probe(state: &State) -> (Outgoing, String) {
+/// The probe request for a key of `kind`, and the model it is about.
+fn probe(state: &State, kind: KeyKind) -> (Outgoing, String) {
     let cfg = state.config.load();
     let model = cfg.keys.verify_model.trim_start_matches("models/").to_string();
     let mut headers = HeaderMap::new();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let (method, path, body) = if cfg.keys.verify_generate {
-        let body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":1}}"#;
-        (Method::POST, format!("/v1beta/models/{model}:generateContent"), Bytes::from_static(body.as_bytes()))
-    } else {
-        (Method::GET, format!("/v1beta/models/{model}"), Bytes::new())
+    const HI: &str = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+    const ONE_TOKEN: &str =
+        r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":1}}"#;
+    let (method, path, body) = match (kind, cfg.keys.verify_generate) {
+        (KeyKind::Gemini, true) => {
+            (Method::POST, format!("/v1beta/models/{model}:generateContent"), Bytes::from_static(ONE_TOKEN.as_bytes()))
+        }
+        (KeyKind::Gemini, false) => (Method::GET, format!("/v1beta/models/{model}"), Bytes::new()),
+        (KeyKind::Vertex, true) => (
+            Method::POST,
+            crate::dialect::vertex::path(&model, "generateContent"),
+            Bytes::from_static(ONE_TOKEN.as_bytes()),
+        ),
+        (KeyKind::Vertex, false) => {
+            (Method::POST, crate::dialect::vertex::path(&model, "countTokens"), Bytes::from_static(HI.as_bytes()))
+        }
     };
     let out = Outgoing {
         method,
@@ -59,12 +72,16 @@ fn probe(state: &State) -> (Outgoing, String) {
 
 async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
     let cfg = state.config.load();
-    let (out, model) = probe(state);
+    let (out, model) = probe(state, key.labels.kind);
+    let base_url = match key.labels.kind {
+        KeyKind::Gemini => &cfg.upstream.base_url,
+        KeyKind::Vertex => &cfg.vertex.base_url,
+    };
     let started = Instant::now();
     let deadline = started + std::time::Duration::from_secs(cfg.upstream.timeout_secs.min(60));
-    let answer = match out.request(&cfg.upstream.base_url, key.secret.expose()) {
+    let answer = match out.request(base_url, key.secret.expose()) {
         Err(e) => Err(e.to_string()),
-        Ok(request) => match state.upstream.send(&cfg.upstream, request, deadline).await {
+        Ok(request) => match state.upstream.send(&cfg.upstream, key.id, request, deadline).await {
             Ok(res) => {
                 let status = res.status();
                 upstream::read_body(res.into_body(), deadline, 1 << 20)
@@ -100,7 +117,11 @@ async fn verify_one(state: &State, key: &KeyEntry) -> VerifyResult {
         // Only what the key itself caused changes it: a probe that met an outage or our own
         // network fault says nothing about the key, and must not back the model off for clients.
         let rules = Rules { max_failures: cfg.keys.max_failures, cooldown_secs: cfg.keys.cooldown_secs };
-        state.pool.report(key, &model, &outcome, state.now(), rules).health
+        let report = state.pool.report(key, &model, &outcome, state.now(), rules);
+        for (id, h) in report.project {
+            state.logbook.health(id, h);
+        }
+        report.health
     } else {
         None
     };

@@ -79,6 +79,20 @@ pub enum KeysCommand {
         /// Read keys from this file
         #[arg(long, value_name = "F")]
         file: Option<PathBuf>,
+        #[command(flatten)]
+        labels: LabelArgs,
+        /// `gemini` (a Gemini API key, the default) or `vertex` (a Vertex AI Express key)
+        #[arg(long, value_parser = ["gemini", "vertex"])]
+        kind: Option<String>,
+    },
+    /// Label keys: a group for models.groups, the Google project (its keys share cooldowns), a
+    /// free note; `""` clears one
+    Set {
+        /// Numeric ids or unique tails (4+ characters)
+        #[arg(value_name = "KEY", allow_hyphen_values = true, required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        labels: LabelArgs,
     },
     /// Delete keys
     Remove {
@@ -118,6 +132,20 @@ pub enum KeysCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// The labels `keys add` and `keys set` take.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct LabelArgs {
+    /// Group, for models.groups
+    #[arg(long, value_name = "G")]
+    pub group: Option<String>,
+    /// Google project: keys of one project share cooldowns
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+    /// Free note
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -124,6 +124,9 @@ async fn keys_add_list_disable_enable_reset_remove() {
     for header in [
         "ID",
         "KEY",
+        "KIND",
+        "GROUP",
+        "PROJECT",
         "STATE",
         "FAILURES",
         "COOLING UNTIL",
@@ -132,6 +135,7 @@ async fn keys_add_list_disable_enable_reset_remove() {
         "ERR 24H",
         "RESOURCES",
         "LAST ERROR",
+        "NOTE",
     ] {
         assert!(r.stdout.contains(header), "{header}");
     }
@@ -143,6 +147,11 @@ async fn keys_add_list_disable_enable_reset_remove() {
         sorted(&[
             "id",
             "key",
+            "kind",
+            "group",
+            "project",
+            "note",
+            "proxy",
             "state",
             "failures",
             "cooling_until",
@@ -631,5 +640,48 @@ async fn removing_a_key_that_owns_files_needs_force() {
     assert!(r.stderr.contains("owns 1 live resource") && r.stderr.contains("--force"), "{}", r.stderr);
     let r = gbctl(&gw, &["keys", "remove", "1", "--force"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn keys_carry_labels_from_add_and_set() {
+    let fake = FakeGemini::new().start().await;
+    let gw = Gateway::builder(&fake.base_url()).start().await;
+    // Options after the keys (which may begin with `-`) are still options.
+    let r =
+        gbctl(&gw, &["keys", "add", &key(1), &key(2), "--kind", "vertex", "--group", "paid", "--note", "card 4"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("added 2"), "{}", r.stdout);
+    let r = gbctl(&gw, &["keys", "add", "--project=proj-1", &key(3)]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list = gbctl(&gw, &["-o", "json", "keys", "list"]).await.json();
+    let row = |i: usize| list[i].clone();
+    assert_eq!(
+        (row(0)["kind"].as_str(), row(0)["group"].as_str(), row(0)["note"].as_str(), row(0)["project"].as_str()),
+        (Some("vertex"), Some("paid"), Some("card 4"), None)
+    );
+    assert_eq!(
+        (row(2)["kind"].as_str(), row(2)["project"].as_str(), row(2)["proxy"].as_str()),
+        (Some("gemini"), Some("proj-1"), None)
+    );
+    // keys set: by id and tail, "" clears; the table shows the labels.
+    let r = gbctl(&gw, &["keys", "set", "1", "Key3", "--project", "proj-2", "--group", ""]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list = gbctl(&gw, &["-o", "json", "keys", "list"]).await.json();
+    assert_eq!((list[0]["project"].as_str(), list[0]["group"].as_str()), (Some("proj-2"), None));
+    assert_eq!(list[1]["group"], "paid", "key 2 was not named");
+    let table = gbctl(&gw, &["keys", "list"]).await.stdout;
+    assert!(table.contains("vertex") && table.contains("proj-2") && table.contains("card 4"), "{table}");
+    // Refusals: nothing to set (usage, 2), a bad name (1, with the reason), a bad kind (2).
+    let r = gbctl(&gw, &["keys", "set", "1"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--group, --project or --note"), "{}", r.stderr);
+    let r = gbctl(&gw, &["keys", "set", "1", "--group", "two words"]).await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("is not a name"), "{}", r.stderr);
+    let r = gbctl(&gw, &["keys", "add", &key(4), "--kind", "openai"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = gbctl(&gw, &["keys", "set", "99", "--note", "x"]).await;
+    assert_eq!(r.code, 1, "no such key");
     gw.stop().await;
 }

@@ -11,6 +11,7 @@ pub const KEYS_DISABLE: &str = "/v1/keys/disable";
 pub const KEYS_ENABLE: &str = "/v1/keys/enable";
 pub const KEYS_VERIFY: &str = "/v1/keys/verify";
 pub const KEYS_RESET: &str = "/v1/keys/reset";
+pub const KEYS_SET: &str = "/v1/keys/set";
 pub const SETTINGS: &str = "/v1/settings";
 pub const LOGS: &str = "/v1/logs";
 pub const LOGS_FOLLOW: &str = "/v1/logs/follow";
@@ -74,6 +75,18 @@ pub struct CooldownView {
 pub struct KeyView {
     pub id: i64,
     pub key: String,
+    /// `gemini` or `vertex`.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The egress proxy the key leaves through (password redacted), or null.
+    #[serde(default)]
+    pub proxy: Option<String>,
     pub state: String,
     pub failures: u32,
     pub cooling_until: Option<String>,
@@ -93,6 +106,28 @@ pub struct AddKeysRequest {
     /// Lines of the input that held no key, counted by the client that parsed them.
     #[serde(default)]
     pub malformed: u64,
+    /// Labels for every key added: `gemini` (the default) or `vertex`, and optional group,
+    /// project and note.
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `gbctl keys set`: each label given is set on every key named (`""` clears it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SetKeysRequest {
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

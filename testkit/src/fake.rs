@@ -102,6 +102,8 @@ struct Shared {
     operations: crate::operations::Operations,
     /// Interactions, each visible only to the key that created it.
     interactions: crate::interactions::Interactions,
+    /// Vertex AI Express keys: served on Vertex's paths only.
+    vertex_keys: Mutex<std::collections::HashSet<String>>,
 }
 
 pub struct FakeGemini {
@@ -123,6 +125,12 @@ impl FakeGemini {
     pub fn key(self, key: &str, script: Script) -> Self {
         self.shared.scripts.lock().unwrap().default.insert(key.into(), script);
         self
+    }
+
+    /// A Vertex AI Express key: Vertex's paths answer it with `script`, the Gemini API refuses it.
+    pub fn vertex_key(self, key: &str, script: Script) -> Self {
+        self.shared.vertex_keys.lock().unwrap().insert(key.into());
+        self.key(key, script)
     }
 
     /// Also serve public images (no key involved) for `image_url` fetching: `/images/cat.png` (a
@@ -322,6 +330,22 @@ async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     let Some(script) = next_script(&shared, &key) else {
         return Ok(invalid_key());
+    };
+    // Vertex AI Express (`/v1beta1/publishers/google/models/…`) takes only its own keys, and
+    // the Gemini API refuses them; a vertex path is then served like the Gemini one.
+    let vertex_key = shared.vertex_keys.lock().unwrap().contains(&key);
+    let path = match (path.strip_prefix("/v1beta1/publishers/google/models/"), vertex_key) {
+        (Some(_), false) => {
+            return Ok(google_error(
+                401,
+                "UNAUTHENTICATED",
+                "API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials that assert a principal.",
+                json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CREDENTIALS_MISSING"}]),
+            ));
+        }
+        (None, true) => return Ok(invalid_key()),
+        (Some(rest), true) => format!("/v1beta/models/{rest}"),
+        (None, false) => path,
     };
     if let Some(r) = shared.files.answer(&key, &parts, &body) {
         return Ok(r);

@@ -7,7 +7,7 @@ use http::StatusCode;
 use shared::admin::{self as api, ErrorBody};
 
 use super::{AdminError, Reply, blocking, fail, key_ref, ok, rfc3339};
-use crate::keypool::{KeyEntry, KeyState};
+use crate::keypool::{KeyEntry, KeyKind, KeyState, Labels, labels};
 use crate::state::State;
 
 pub(super) async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Reply {
@@ -23,6 +23,7 @@ pub(super) async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Rep
     let store = state.store.clone();
     let usage = blocking(move || store.key_usage(now - Duration::hours(24))).await?;
     let resources = state.affinity.counts(now);
+    let cfg = state.config.load();
     let views: Vec<api::KeyView> = state
         .pool
         .snapshot()
@@ -40,9 +41,15 @@ pub(super) async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Rep
                     reason: c.reason.as_str().into(),
                 })
                 .collect();
+            let l = &k.labels;
             api::KeyView {
                 id: k.id,
                 key: shared::redact(k.secret.expose()),
+                kind: l.kind.as_str().into(),
+                group: l.group.clone(),
+                project: l.project.clone(),
+                note: l.note.clone(),
+                proxy: crate::upstream::proxy_of(&cfg.upstream, k.id).map(crate::secret::redact_url),
                 state: h.display_state(now).into(),
                 failures: h.failures(),
                 cooling_until: h.cooldowns().values().map(|c| c.until).filter(|u| *u > now).max().map(rfc3339),
@@ -60,6 +67,11 @@ pub(super) async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Rep
 }
 
 pub(super) async fn add_keys(state: &Arc<State>, req: api::AddKeysRequest) -> Reply {
+    let bad = |e: labels::LabelError| fail(StatusCode::BAD_REQUEST, e.0);
+    let relabel =
+        labels::Relabel::parse(req.group.as_deref(), req.project.as_deref(), req.note.as_deref()).map_err(bad)?;
+    let kind = req.kind.as_deref().map(KeyKind::parse).transpose().map_err(bad)?.unwrap_or_default();
+    let labels = relabel.apply(&Labels { kind, ..Labels::default() });
     let mut valid = Vec::with_capacity(req.keys.len());
     let mut malformed = req.malformed;
     for k in req.keys {
@@ -73,11 +85,14 @@ pub(super) async fn add_keys(state: &Arc<State>, req: api::AddKeysRequest) -> Re
     let store = state.store.clone();
     let now = state.now();
     let count = valid.len() as u64;
-    let (added, duplicates) = blocking(move || store.add_keys(&valid, false, now)).await?;
+    let (added, duplicates) = blocking(move || store.add_keys(&valid, &labels, false, now)).await?;
     let added_n = added.len() as u64;
-    state
-        .pool
-        .insert(added.into_iter().map(|r| KeyEntry::new(r.id, crate::secret::Secret::new(r.key), r.health)).collect());
+    state.pool.insert(
+        added
+            .into_iter()
+            .map(|r| KeyEntry::new(r.id, crate::secret::Secret::new(r.key), r.health).with_labels(r.labels))
+            .collect(),
+    );
     tracing::info!("keys added: {added_n}, duplicates: {duplicates}, malformed: {malformed}");
     debug_assert_eq!(added_n + duplicates, count);
     Ok(ok(&api::AddKeysResponse { added: added_n, duplicates, malformed }))
@@ -169,6 +184,30 @@ pub(super) async fn remove_keys(state: &Arc<State>, sel: api::KeySelection) -> R
     let removed = ids.clone();
     blocking(move || store.remove_keys(&removed)).await?;
     state.pool.remove(&ids);
+    Ok(ok(&keys.iter().map(|k| key_ref(k)).collect::<Vec<_>>()))
+}
+
+/// `gbctl keys set`: the labels given, on every key named, saved before they take effect.
+pub(super) async fn set_labels(state: &Arc<State>, req: api::SetKeysRequest) -> Reply {
+    let bad = |e: labels::LabelError| fail(StatusCode::BAD_REQUEST, e.0);
+    let change =
+        labels::Relabel::parse(req.group.as_deref(), req.project.as_deref(), req.note.as_deref()).map_err(bad)?;
+    if change.is_empty() {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "nothing to set: give --group, --project or --note (\"\" clears one)",
+        ));
+    }
+    let sel = api::KeySelection { keys: req.keys, ..Default::default() };
+    require_some(&sel, "label")?;
+    let keys = select(state, &sel)?;
+    let labelled: Vec<(i64, Labels)> = keys.iter().map(|k| (k.id, change.apply(&k.labels))).collect();
+    let store = state.store.clone();
+    let (saved, now) = (labelled.clone(), state.now());
+    blocking(move || store.set_labels(&saved, now)).await?;
+    for (id, l) in labelled {
+        state.pool.relabel(id, l);
+    }
     Ok(ok(&keys.iter().map(|k| key_ref(k)).collect::<Vec<_>>()))
 }
 

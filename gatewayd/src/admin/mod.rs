@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::admin::{self as api, ErrorBody, KeyRef};
 
-use self::keys::{add_keys, list_keys, remove_keys, reset, set_disabled, verify};
+use self::keys::{add_keys, list_keys, remove_keys, reset, set_disabled, set_labels, verify};
 use self::logs::{follow, logs, stats};
 use self::metrics::metrics;
 use self::settings::{setting_get, setting_set, setting_unset, settings_list};
@@ -67,6 +67,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
             (&Method::POST, api::KEYS_ENABLE) => set_disabled(&state, parse(&body)?, false).await,
             (&Method::POST, api::KEYS_VERIFY) => verify(&state, parse(&body)?).await,
             (&Method::POST, api::KEYS_RESET) => reset(&state, parse(&body)?).await,
+            (&Method::POST, api::KEYS_SET) => set_labels(&state, parse(&body)?).await,
             (&Method::GET, api::SETTINGS) => Ok(ok(&settings_list(&state))),
             (method, p) if p.starts_with("/v1/settings/") => {
                 let name = &p["/v1/settings/".len()..];

@@ -32,6 +32,7 @@ pub const FIELDS: &[Field] = &[
     field("upstream.stream_idle_secs", true),
     field("upstream.connect_timeout_secs", true),
     Field { name: "upstream.proxy", hot: true, secret: true },
+    Field { name: "upstream.proxies", hot: true, secret: true },
     Field { name: "auth.tokens", hot: true, secret: true },
     Field { name: "keys.api_keys", hot: false, secret: true },
     field("keys.max_failures", true),
@@ -49,7 +50,10 @@ pub const FIELDS: &[Field] = &[
     field("models.search_models", true),
     field("models.thinking_budget", true),
     field("models.safety_settings", true),
+    field("models.aliases", true),
+    field("models.groups", true),
     field("models.image_fetch", true),
+    field("vertex.base_url", true),
 ];
 
 pub fn find_field(name: &str) -> Option<&'static Field> {

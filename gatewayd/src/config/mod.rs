@@ -28,6 +28,20 @@ pub struct Config {
     pub keys: KeysConfig,
     pub logs: LogsConfig,
     pub models: ModelsConfig,
+    pub vertex: VertexConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VertexConfig {
+    /// API root for Vertex AI Express keys (`kind = vertex`).
+    pub base_url: String,
+}
+
+impl Default for VertexConfig {
+    fn default() -> Self {
+        VertexConfig { base_url: "https://aiplatform.googleapis.com".into() }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -89,6 +103,10 @@ pub struct UpstreamConfig {
     /// Its password is a secret: shown redacted wherever the value is shown.
     #[serde(serialize_with = "crate::secret::serialize_url")]
     pub proxy: String,
+    /// Egress proxies, each key pinned to one by a consistent hash of its id; when set,
+    /// `proxy` is not used. Passwords are secrets, like `proxy`'s.
+    #[serde(serialize_with = "crate::secret::serialize_urls")]
+    pub proxies: Vec<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -99,6 +117,7 @@ impl Default for UpstreamConfig {
             stream_idle_secs: 120,
             connect_timeout_secs: 10,
             proxy: String::new(),
+            proxies: Vec::new(),
         }
     }
 }
@@ -166,6 +185,10 @@ pub struct ModelsConfig {
     pub safety_settings: String,
     /// How OpenAI/Anthropic image URLs are fetched: `public`, `off` or `any`.
     pub image_fetch: String,
+    /// `{glob = model}`: a client's model name matching the glob is served as that model.
+    pub aliases: BTreeMap<String, String>,
+    /// `{glob = group}`: models matching the glob are served only by keys of that group.
+    pub groups: BTreeMap<String, String>,
 }
 
 impl Default for ModelsConfig {
@@ -176,6 +199,8 @@ impl Default for ModelsConfig {
             thinking_budget: BTreeMap::new(),
             safety_settings: "passthrough".into(),
             image_fetch: "public".into(),
+            aliases: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 }
@@ -226,6 +251,28 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
         // The message never quotes the value: it may hold a password.
         validate_url(&c.upstream.proxy, &["http", "socks5", "socks5h"])
             .map_err(|m| ConfigError::new("upstream.proxy", m.replace(&c.upstream.proxy, "…")))?;
+    }
+    for (i, proxy) in c.upstream.proxies.iter().enumerate() {
+        validate_url(proxy, &["http", "socks5", "socks5h"])
+            .map_err(|m| ConfigError::new(format!("upstream.proxies[{i}]"), m.replace(proxy.as_str(), "…")))?;
+        if c.upstream.proxies[..i].contains(proxy) {
+            return Err(ConfigError::new(format!("upstream.proxies[{i}]"), "is listed twice"));
+        }
+    }
+    validate_url(&c.vertex.base_url, &["http", "https"]).map_err(|m| ConfigError::new("vertex.base_url", m))?;
+    for (pattern, model) in &c.models.aliases {
+        crate::models::check_glob(pattern).map_err(|m| ConfigError::new(format!("models.aliases.{pattern}"), m))?;
+        crate::models::ModelName::parse(model)
+            .map_err(|e| ConfigError::new(format!("models.aliases.{pattern}"), e.to_string()))?;
+    }
+    for (pattern, group) in &c.models.groups {
+        crate::models::check_glob(pattern).map_err(|m| ConfigError::new(format!("models.groups.{pattern}"), m))?;
+        crate::keypool::labels::name("group", group).ok().flatten().ok_or_else(|| {
+            ConfigError::new(
+                format!("models.groups.{pattern}"),
+                "must be a group name: 1 to 64 characters of A-Z a-z 0-9 . - _",
+            )
+        })?;
     }
     for t in &c.auth.tokens {
         let t = t.expose();

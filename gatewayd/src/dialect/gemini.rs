@@ -157,7 +157,12 @@ pub(super) struct Native {
 impl Native {
     /// Bytes relayed untouched, as they arrive (a file download).
     pub(super) fn relayed() -> Native {
-        Native { shape: Shape::Untouched, sse: false }
+        Native::untouched(false)
+    }
+
+    /// A generation's answer untouched; `sse`: a stream is SSE (`alt=sse`), else a JSON array.
+    pub(super) fn untouched(sse: bool) -> Native {
+        Native { shape: Shape::Untouched, sse }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod files;
 pub mod interactions;
 pub mod operations;
 mod owned;
+pub mod vertex;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};

@@ -76,6 +76,8 @@ pub struct Report {
     /// `None` for a success.
     pub party: Option<Party>,
     pub health: Option<Health>,
+    /// Other keys of the same project that a 429 cooled too, with their new health.
+    pub project: Vec<(i64, Health)>,
 }
 
 impl Health {

@@ -14,8 +14,10 @@ use parking_lot::{Mutex, RwLock};
 use chrono::{DateTime, Utc};
 
 mod health;
+pub mod labels;
 
 pub use self::health::{ERRORS_COOLDOWN_MAX, Health, KeyState, ModelCooldown, Report, Rules};
+pub use self::labels::{KeyKind, Labels};
 use crate::model_health::ModelHealth;
 use crate::outcome::{CoolReason, Outcome, Party};
 use crate::secret::Secret;
@@ -24,12 +26,19 @@ use crate::secret::Secret;
 pub struct KeyEntry {
     pub id: i64,
     pub secret: Secret,
-    health: Mutex<Health>,
+    /// Fixed for this entry: relabelling a key swaps in a new entry sharing the same health, so
+    /// selection reads labels with no lock.
+    pub labels: Labels,
+    health: Arc<Mutex<Health>>,
 }
 
 impl KeyEntry {
     pub fn new(id: i64, secret: Secret, health: Health) -> Self {
-        KeyEntry { id, secret, health: Mutex::new(health) }
+        KeyEntry { id, secret, labels: Labels::default(), health: Arc::new(Mutex::new(health)) }
+    }
+
+    pub fn with_labels(self, labels: Labels) -> Self {
+        KeyEntry { labels, ..self }
     }
 
     /// A copy of this key's health.
@@ -66,6 +75,8 @@ pub enum NoKey {
     /// The one key a request is pinned to is out of rotation (`invalid`, `disabled`) or gone
     /// (`removed`).
     Pinned { id: i64, state: &'static str },
+    /// The pool holds keys, but none of the kind and group this request needs.
+    NoneInClass { kind: KeyKind, group: Option<String> },
 }
 
 impl NoKey {
@@ -81,14 +92,48 @@ impl NoKey {
             ),
             NoKey::AllTried { tried } => format!("every usable API key was tried ({tried})"),
             NoKey::Pinned { id, state } => format!("the API key #{id} this request is bound to is {state}"),
+            NoKey::NoneInClass { kind: KeyKind::Vertex, .. } => {
+                "no Vertex AI Express key in the pool: add one with `gbctl keys add --kind vertex`".into()
+            }
+            NoKey::NoneInClass { group: Some(g), .. } => format!(
+                "no API key of group {g}, which models.groups names for model {model}: label keys with `gbctl keys set KEY --group {g}`"
+            ),
+            NoKey::NoneInClass { group: None, .. } => format!(
+                "no API key without a group for model {model}: every key has a group, and models.groups names none for this model"
+            ),
         }
+    }
+}
+
+/// Which keys may serve a request: those of its kind, in the group `models.groups` gives its model
+/// (`None`: keys with no group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class<'a> {
+    pub kind: KeyKind,
+    pub group: Option<&'a str>,
+}
+
+impl Class<'_> {
+    /// Gemini API keys with no group.
+    pub const GEMINI: Class<'static> = Class { kind: KeyKind::Gemini, group: None };
+
+    fn admits(&self, key: &KeyEntry) -> bool {
+        key.labels.kind == self.kind && key.labels.group.as_deref() == self.group
     }
 }
 
 #[derive(Debug, Default)]
 pub struct KeyPool {
     keys: RwLock<Arc<Vec<Arc<KeyEntry>>>>,
+    /// The round-robin cursor of Gemini keys with no group, the common class.
     cursor: AtomicUsize,
+    /// Every other class's own cursor: with one cursor for all, a class picked between another
+    /// class's picks would meet the same key each time.
+    cursors: Mutex<Vec<(KeyKind, Option<String>, usize)>>,
+    /// Every key is a Gemini key with no group (the usual pool): selection need not count.
+    plain: std::sync::atomic::AtomicBool,
+    /// Held while a snapshot is copied, changed and swapped back, so two changes cannot lose one.
+    writing: Mutex<()>,
     /// Who served which model lately, and which models back off as a whole.
     models: ModelHealth,
 }
@@ -106,6 +151,7 @@ impl KeyPool {
 
     fn replace(&self, mut keys: Vec<Arc<KeyEntry>>) {
         keys.sort_by_key(|k| k.id);
+        self.plain.store(keys.iter().all(|k| Class::GEMINI.admits(k)), Ordering::Relaxed);
         *self.keys.write() = Arc::new(keys);
     }
 
@@ -114,12 +160,26 @@ impl KeyPool {
     }
 
     pub fn insert(&self, entries: Vec<KeyEntry>) {
+        let _one_writer = self.writing.lock();
         let mut keys: Vec<Arc<KeyEntry>> = self.snapshot().as_ref().clone();
         keys.extend(entries.into_iter().map(Arc::new));
         self.replace(keys);
     }
 
+    /// Gives key `id` new labels (an entry sharing its health, so attempts in flight on the old
+    /// entry still report to the same key). Returns the labels it had, `None` when there is no such key.
+    pub fn relabel(&self, id: i64, labels: Labels) -> Option<Labels> {
+        let _one_writer = self.writing.lock();
+        let mut keys: Vec<Arc<KeyEntry>> = self.snapshot().as_ref().clone();
+        let slot = keys.iter_mut().find(|k| k.id == id)?;
+        let before = slot.labels.clone();
+        *slot = Arc::new(KeyEntry { id, secret: slot.secret.clone(), labels, health: slot.health.clone() });
+        self.replace(keys);
+        Some(before)
+    }
+
     pub fn remove(&self, ids: &[i64]) {
+        let _one_writer = self.writing.lock();
         let keys = self.snapshot().iter().filter(|k| !ids.contains(&k.id)).cloned().collect();
         self.replace(keys);
     }
@@ -152,10 +212,41 @@ impl KeyPool {
                     && h.cooldowns.values().all(|c| c.until > now)
             })
         {
-            return Report { party, health: None };
+            return Report { party, health: None, project: Vec::new() };
         }
         let charged = party == Some(Party::Key);
-        Report { party, health: key.change(|h| h.apply(outcome, model, now, rules, charged)) }
+        let health = key.change(|h| h.apply(outcome, model, now, rules, charged));
+        let project = match outcome {
+            Outcome::RateLimited(c) => self.cool_project(key, model, c.until, c.reason),
+            _ => Vec::new(),
+        };
+        Report { party, health, project }
+    }
+
+    /// Google counts quota per project: a 429 on one key cools every other key of its project
+    /// (same kind) for that model, until the same time, unless one already cools longer.
+    fn cool_project(
+        &self,
+        key: &KeyEntry,
+        model: &str,
+        until: DateTime<Utc>,
+        reason: CoolReason,
+    ) -> Vec<(i64, Health)> {
+        let Some(project) = key.labels.project.as_deref() else { return Vec::new() };
+        self.snapshot()
+            .iter()
+            .filter(|k| {
+                k.id != key.id && k.labels.kind == key.labels.kind && k.labels.project.as_deref() == Some(project)
+            })
+            .filter_map(|k| {
+                k.change(|h| {
+                    if h.cooldowns.get(model).is_none_or(|c| c.until < until) {
+                        h.cooldowns.insert(model.to_string(), ModelCooldown { until, reason });
+                    }
+                })
+                .map(|h| (k.id, h))
+            })
+            .collect()
     }
 
     /// When `model` backs off as a whole (no key is serving it), until when.
@@ -231,18 +322,48 @@ impl KeyPool {
         Ok(key)
     }
 
-    /// Round-robin: the next key after the cursor that is active, not cooling for `model`, and not
-    /// in `tried`.
-    pub fn pick(&self, model: &str, now: DateTime<Utc>, tried: &[i64]) -> Result<Arc<KeyEntry>, NoKey> {
+    /// Where `class`'s next round-robin scan starts.
+    fn next_start(&self, class: Class<'_>) -> usize {
+        if class == Class::GEMINI {
+            return self.cursor.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut cursors = self.cursors.lock();
+        match cursors.iter_mut().find(|(k, g, _)| *k == class.kind && g.as_deref() == class.group) {
+            Some((_, _, n)) => {
+                *n = n.wrapping_add(1);
+                *n - 1
+            }
+            None => {
+                cursors.push((class.kind, class.group.map(String::from), 1));
+                0
+            }
+        }
+    }
+
+    /// Round-robin over the keys of `class`: the next key after the cursor that is active, not
+    /// cooling for `model`, and not in `tried`.
+    pub fn pick(
+        &self,
+        class: Class<'_>,
+        model: &str,
+        now: DateTime<Utc>,
+        tried: &[i64],
+    ) -> Result<Arc<KeyEntry>, NoKey> {
         let keys = self.snapshot();
         if keys.is_empty() {
             return Err(NoKey::Empty);
         }
-        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+        // The class's keys in order, from the cursor's: each of them starts a scan in turn,
+        // whatever other keys sit between them.
+        let admitted = || keys.iter().filter(|k| class.admits(k));
+        let n = match class == Class::GEMINI && self.plain.load(Ordering::Relaxed) {
+            true => keys.len(),
+            false => admitted().count().max(1),
+        };
+        let first = self.next_start(class) % n;
         let (mut invalid, mut disabled, mut active, mut cooling) = (0, 0, 0, 0);
         let mut reopens: Option<DateTime<Utc>> = None;
-        for i in 0..keys.len() {
-            let key = &keys[(start + i) % keys.len()];
+        for key in admitted().skip(first).chain(admitted().take(first)) {
             let health = key.health.lock();
             match health.state {
                 KeyState::Invalid => invalid += 1,
@@ -263,6 +384,9 @@ impl KeyPool {
         Err(match reopens {
             // Every usable key cools for this model (including any this request just cooled).
             Some(reopens) if cooling == active => NoKey::AllCooling { reopens },
+            _ if active + invalid + disabled == 0 => {
+                NoKey::NoneInClass { kind: class.kind, group: class.group.map(String::from) }
+            }
             _ if active == 0 => NoKey::NoneUsable { invalid, disabled },
             _ => NoKey::AllTried { tried: tried.len() },
         })
@@ -290,7 +414,7 @@ mod tests {
         let p = pool(3);
         let mut counts = [0; 3];
         for _ in 0..300 {
-            counts[(p.pick("m", now(), &[]).unwrap().id - 1) as usize] += 1;
+            counts[(p.pick(Class::GEMINI, "m", now(), &[]).unwrap().id - 1) as usize] += 1;
         }
         assert_eq!(counts, [100, 100, 100]);
     }
@@ -307,13 +431,13 @@ mod tests {
         });
         assert!(p.report(&k1, "flash", &cool, now(), RULES).health.is_some());
         for _ in 0..10 {
-            assert_eq!(p.pick("flash", now(), &[]).unwrap().id, 2);
+            assert_eq!(p.pick(Class::GEMINI, "flash", now(), &[]).unwrap().id, 2);
         }
-        let other: Vec<i64> = (0..4).map(|_| p.pick("pro", now(), &[]).unwrap().id).collect();
+        let other: Vec<i64> = (0..4).map(|_| p.pick(Class::GEMINI, "pro", now(), &[]).unwrap().id).collect();
         assert!(other.contains(&1));
         assert_eq!(k1.health().display_state(now()), "cooling");
         let later = now() + Duration::seconds(2);
-        let ids: Vec<i64> = (0..4).map(|_| p.pick("flash", later, &[]).unwrap().id).collect();
+        let ids: Vec<i64> = (0..4).map(|_| p.pick(Class::GEMINI, "flash", later, &[]).unwrap().id).collect();
         assert!(ids.contains(&1));
         assert_eq!(k1.health().display_state(later), "active");
     }
@@ -321,7 +445,7 @@ mod tests {
     #[test]
     fn exhaustion_reasons() {
         let p = pool(2);
-        assert_eq!(p.pick("m", now(), &[1, 2]).unwrap_err(), NoKey::AllTried { tried: 2 });
+        assert_eq!(p.pick(Class::GEMINI, "m", now(), &[1, 2]).unwrap_err(), NoKey::AllTried { tried: 2 });
         let until = now() + Duration::seconds(5);
         for k in p.snapshot().iter() {
             let secs = if k.id == 1 { 5 } else { 9 };
@@ -333,11 +457,11 @@ mod tests {
             };
             p.report(k, "m", &Outcome::RateLimited(c), now(), RULES);
         }
-        assert_eq!(p.pick("m", now(), &[]).unwrap_err(), NoKey::AllCooling { reopens: until });
+        assert_eq!(p.pick(Class::GEMINI, "m", now(), &[]).unwrap_err(), NoKey::AllCooling { reopens: until });
         p.report(&p.get(1).unwrap(), "m", &Outcome::InvalidKey("bad".into()), now(), RULES);
         p.disable(&p.get(2).unwrap());
-        assert_eq!(p.pick("x", now(), &[]).unwrap_err(), NoKey::NoneUsable { invalid: 1, disabled: 1 });
-        assert_eq!(pool(0).pick("m", now(), &[]).unwrap_err(), NoKey::Empty);
+        assert_eq!(p.pick(Class::GEMINI, "x", now(), &[]).unwrap_err(), NoKey::NoneUsable { invalid: 1, disabled: 1 });
+        assert_eq!(pool(0).pick(Class::GEMINI, "m", now(), &[]).unwrap_err(), NoKey::Empty);
     }
 
     #[test]
@@ -443,5 +567,77 @@ mod tests {
             assert!(p.report(&k, "m", &Outcome::Client, now(), Rules { max_failures: 1, ..RULES }).health.is_none());
         }
         assert_eq!(k.health(), Health::default());
+    }
+
+    fn labelled(id: i64, kind: KeyKind, group: Option<&str>, project: Option<&str>) -> KeyEntry {
+        let labels = Labels { kind, group: group.map(String::from), project: project.map(String::from), note: None };
+        KeyEntry::new(id, Secret::new(format!("key-{id}")), Health::default()).with_labels(labels)
+    }
+
+    #[test]
+    fn selection_keeps_to_the_kind_and_the_group() {
+        let p = KeyPool::new(vec![
+            labelled(1, KeyKind::Gemini, None, None),
+            labelled(2, KeyKind::Gemini, Some("paid"), None),
+            labelled(3, KeyKind::Vertex, None, None),
+            labelled(4, KeyKind::Gemini, None, None),
+        ]);
+        let ids = |class: Class<'_>| -> Vec<i64> {
+            let mut v: Vec<i64> = (0..8).map(|_| p.pick(class, "m", now(), &[]).unwrap().id).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        assert_eq!(ids(Class::GEMINI), [1, 4], "neither the paid key nor the vertex key");
+        // Even within a class whose keys other keys sit between, and with picks of other classes
+        // in between.
+        let mut counts = [0; 5];
+        for _ in 0..100 {
+            counts[p.pick(Class::GEMINI, "m", now(), &[]).unwrap().id as usize] += 1;
+            p.pick(Class { kind: KeyKind::Vertex, group: None }, "m", now(), &[]).unwrap();
+        }
+        assert_eq!(counts, [0, 50, 0, 0, 50]);
+        assert_eq!(ids(Class { kind: KeyKind::Gemini, group: Some("paid") }), [2]);
+        assert_eq!(ids(Class { kind: KeyKind::Vertex, group: None }), [3]);
+        let none = p.pick(Class { kind: KeyKind::Gemini, group: Some("gold") }, "m", now(), &[]).unwrap_err();
+        assert_eq!(none, NoKey::NoneInClass { kind: KeyKind::Gemini, group: Some("gold".into()) });
+        assert!(none.message("imagen-4").contains("--group gold"));
+        // Relabelling swaps the entry but keeps its health: an attempt in flight on the old
+        // entry still reports to the key.
+        let old = p.get(2).unwrap();
+        p.relabel(2, Labels::default()).unwrap();
+        p.disable(&old);
+        assert_eq!(p.get(2).unwrap().health().state(), KeyState::Disabled);
+        assert_eq!(p.get(2).unwrap().labels, Labels::default());
+        assert_eq!(p.relabel(99, Labels::default()), None);
+    }
+
+    #[test]
+    fn a_429_cools_the_keys_of_its_project_for_that_model_only() {
+        let p = KeyPool::new(vec![
+            labelled(1, KeyKind::Gemini, None, Some("proj-a")),
+            labelled(2, KeyKind::Gemini, None, Some("proj-a")),
+            labelled(3, KeyKind::Gemini, None, Some("proj-b")),
+            labelled(4, KeyKind::Gemini, None, None),
+        ]);
+        let until = now() + Duration::seconds(30);
+        let cool =
+            Outcome::RateLimited(Cooldown { until, reason: CoolReason::Rpm, quota_detail: true, zero_quota: false });
+        let report = p.report(&p.get(1).unwrap(), "flash", &cool, now(), RULES);
+        assert_eq!(report.project.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
+        assert_eq!(p.get(2).unwrap().health().cooling_until("flash", now()), Some(until));
+        assert_eq!(p.get(2).unwrap().health().cooling_until("pro", now()), None, "only that model");
+        assert_eq!(p.get(3).unwrap().health().cooling_until("flash", now()), None, "another project");
+        let picked: Vec<i64> = (0..4).map(|_| p.pick(Class::GEMINI, "flash", now(), &[]).unwrap().id).collect();
+        assert!(picked.iter().all(|id| [3, 4].contains(id)), "{picked:?}");
+        // A shorter cooldown never shortens a longer one already running.
+        let short = Outcome::RateLimited(Cooldown {
+            until: now() + Duration::seconds(5),
+            reason: CoolReason::Rpm,
+            quota_detail: true,
+            zero_quota: false,
+        });
+        p.report(&p.get(2).unwrap(), "flash", &short, now(), RULES);
+        assert_eq!(p.get(1).unwrap().health().cooling_until("flash", now()), Some(until));
     }
 }

@@ -23,7 +23,7 @@ pub use self::relay::{Passthrough, Transform};
 use self::relay::{Relay, StreamEnd};
 use crate::body::Body;
 use crate::error::ApiError;
-use crate::keypool::{KeyEntry, KeyState, Rules};
+use crate::keypool::{Class, KeyEntry, KeyKind, KeyState, Rules};
 use crate::outcome::{self, Expect, Outcome, Party};
 use crate::state::State;
 use crate::upstream::{self, Outgoing, TransportError};
@@ -39,8 +39,11 @@ const FORWARDED_HEADERS: &[&str] = &["content-type", "accept", "user-agent", "x-
 /// Which keys may serve a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyChoice {
-    /// Any usable key, round-robin, retried on others.
+    /// Any usable Gemini API key of the model's group (`models.groups`), round-robin, retried on
+    /// others.
     Any,
+    /// Likewise among Vertex AI Express keys, sent to `vertex.base_url`.
+    Vertex,
     /// Only the key that owns `resource` (which the request names); never another. The request
     /// log records the resource.
     Pinned { key_id: i64, resource: String },
@@ -49,7 +52,7 @@ pub enum KeyChoice {
 impl KeyChoice {
     fn resource(&self) -> Option<&str> {
         match self {
-            KeyChoice::Any => None,
+            KeyChoice::Any | KeyChoice::Vertex => None,
             KeyChoice::Pinned { resource, .. } => Some(resource),
         }
     }
@@ -186,6 +189,11 @@ async fn attempt_loop(
     let single = !out.body.replayable() || matches!(plan.keys, KeyChoice::Pinned { .. });
     let mut policy = Policy::new(cfg.keys.max_retries, wait_until, single);
     let model = plan.pool_model();
+    let group = plan.model.as_deref().and_then(|m| crate::models::glob_lookup(&cfg.models.groups, m));
+    let (class, base_url) = match plan.keys {
+        KeyChoice::Vertex => (Class { kind: KeyKind::Vertex, group }, &cfg.vertex.base_url),
+        _ => (Class { kind: KeyKind::Gemini, group }, &cfg.upstream.base_url),
+    };
     loop {
         let now = state.now();
         let backoff = match state.throttle.backoff_until(model, now) {
@@ -201,7 +209,7 @@ async fn attempt_loop(
             Next::Stop(e) => return Err(e),
         }
         let picked = match &plan.keys {
-            KeyChoice::Any => state.pool.pick(model, now, policy.tried()),
+            KeyChoice::Any | KeyChoice::Vertex => state.pool.pick(class, model, now, policy.tried()),
             KeyChoice::Pinned { key_id, .. } => state.pool.pick_pinned(*key_id, model, now),
         };
         let key = match picked {
@@ -215,11 +223,11 @@ async fn attempt_loop(
         policy.sending(key.id);
         let deadline = Instant::now() + std::time::Duration::from_secs(cfg.upstream.timeout_secs);
         let sent_at = Instant::now();
-        let request = out.request(&cfg.upstream.base_url, key.secret.expose()).map_err(|e| {
+        let request = out.request(base_url, key.secret.expose()).map_err(|e| {
             tracing::error!("could not build the upstream request: {e}");
             ApiError::BadGateway(format!("the gateway could not build the upstream request: {e}"))
         })?;
-        let answer = match state.upstream.send(&cfg.upstream, request, deadline).await {
+        let answer = match state.upstream.send(&cfg.upstream, key.id, request, deadline).await {
             Err(e) => Err(e),
             Ok(res) if res.status().is_success() && plan.stream => {
                 // Wait for the first bytes: a stream that ends empty can still go to another key,
@@ -385,7 +393,12 @@ fn failure_message(o: &Outcome) -> String {
 pub(crate) fn report(state: &State, key: &KeyEntry, model: &str, outcome: &Outcome) -> Option<Party> {
     let cfg = state.config.load();
     let rules = Rules { max_failures: cfg.keys.max_failures, cooldown_secs: cfg.keys.cooldown_secs };
-    let crate::keypool::Report { party, health: changed } = state.pool.report(key, model, outcome, state.now(), rules);
+    let crate::keypool::Report { party, health: changed, project } =
+        state.pool.report(key, model, outcome, state.now(), rules);
+    for (id, h) in project {
+        tracing::info!(key_id = id, model, "cooled with its project's key #{} (quota is per project)", key.id);
+        state.logbook.health(id, h);
+    }
     if let Outcome::RateLimited(c) = outcome
         && c.zero_quota
     {

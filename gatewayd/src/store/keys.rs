@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, from_ms, ms};
-use crate::keypool::{Health, KeyState, ModelCooldown};
+use crate::keypool::{Health, KeyKind, KeyState, Labels, ModelCooldown};
 use crate::outcome::CoolReason;
 
 /// A key as stored, with its health.
@@ -16,6 +16,7 @@ pub struct KeyRow {
     pub id: i64,
     pub key: String,
     pub health: Health,
+    pub labels: Labels,
 }
 
 /// Per-key counts over a window, from the attempt log.
@@ -49,25 +50,34 @@ impl Store {
                 .or_default()
                 .insert(model, ModelCooldown { until: from_ms(until), reason: CoolReason::parse(&reason) });
         }
-        let mut stmt = c.prepare("SELECT id, key, state, failures, last_error FROM keys ORDER BY id")?;
+        let mut stmt = c.prepare(
+            "SELECT id, key, state, failures, last_error, kind, key_group, project, note FROM keys ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| {
+            let labels = Labels {
+                kind: KeyKind::parse(&r.get::<_, String>(5)?).unwrap_or_default(),
+                group: r.get(6)?,
+                project: r.get(7)?,
+                note: r.get(8)?,
+            };
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, u32>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                labels,
             ))
         })?;
         let mut keys = Vec::new();
         for row in rows {
-            let (id, key, state, failures, last_error) = row?;
+            let (id, key, state, failures, last_error, labels) = row?;
             let state = KeyState::parse(&state).unwrap_or_else(|| {
                 tracing::warn!("key #{id} has unknown stored state {state:?}; treating it as active");
                 KeyState::Active
             });
             let health = Health::restored(state, failures, cooldowns.remove(&id).unwrap_or_default(), last_error);
-            keys.push(KeyRow { id, key, health });
+            keys.push(KeyRow { id, key, health, labels });
         }
         Ok(keys)
     }
@@ -77,6 +87,7 @@ impl Store {
     pub fn add_keys(
         &self,
         keys: &[String],
+        labels: &Labels,
         only_new_to_history: bool,
         now: DateTime<Utc>,
     ) -> Result<(Vec<KeyRow>, u64)> {
@@ -88,7 +99,8 @@ impl Store {
             let mut in_history = tx.prepare_cached("SELECT 1 FROM key_history WHERE key = ?1")?;
             let mut remember = tx.prepare_cached("INSERT OR IGNORE INTO key_history (key) VALUES (?1)")?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO keys (key, added_at, updated_at) VALUES (?1, ?2, ?2) ON CONFLICT (key) DO NOTHING RETURNING id",
+                "INSERT INTO keys (key, added_at, updated_at, kind, key_group, project, note) VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (key) DO NOTHING RETURNING id",
             )?;
             for key in keys {
                 let hashed = history_hash(key);
@@ -96,14 +108,31 @@ impl Store {
                     continue;
                 }
                 remember.execute([&hashed])?;
-                match insert.query_row(params![key, ms(now)], |r| r.get::<_, i64>(0)).optional()? {
-                    Some(id) => added.push(KeyRow { id, key: key.clone(), health: Health::default() }),
+                let row = params![key, ms(now), labels.kind.as_str(), labels.group, labels.project, labels.note];
+                match insert.query_row(row, |r| r.get::<_, i64>(0)).optional()? {
+                    Some(id) => {
+                        added.push(KeyRow { id, key: key.clone(), health: Health::default(), labels: labels.clone() })
+                    }
                     None => duplicates += 1,
                 }
             }
         }
         tx.commit()?;
         Ok((added, duplicates))
+    }
+
+    /// Writes the labels of these keys, in one transaction.
+    pub fn set_labels(&self, labels: &[(i64, Labels)], now: DateTime<Utc>) -> Result<()> {
+        let mut c = self.conn()?;
+        let tx = c.transaction()?;
+        for (id, l) in labels {
+            tx.execute(
+                "UPDATE keys SET kind = ?2, key_group = ?3, project = ?4, note = ?5, updated_at = ?6 WHERE id = ?1",
+                params![id, l.kind.as_str(), l.group, l.project, l.note, ms(now)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn remove_keys(&self, ids: &[i64]) -> Result<()> {

@@ -22,7 +22,7 @@ const SCHEMA: &str = include_str!("../../../schema.sql");
 /// `invalid` only for counted transient failures are returned to rotation. 3: `key_history`
 /// keeps only a hash of each key. 4: per-minute and per-hour rollups of the request log and `keys.last_used`,
 /// filled from the existing log. 5: `resources`, the key-affinity bindings.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -207,6 +207,18 @@ impl Store {
             tx.pragma_update(None, "user_version", 6)?;
             tx.commit()?;
         }
+        let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version == 6 {
+            let tx = c.transaction()?;
+            tx.execute_batch(
+                "ALTER TABLE keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'gemini' CHECK (kind IN ('gemini', 'vertex'));
+                 ALTER TABLE keys ADD COLUMN key_group TEXT;
+                 ALTER TABLE keys ADD COLUMN project TEXT;
+                 ALTER TABLE keys ADD COLUMN note TEXT;",
+            )?;
+            tx.pragma_update(None, "user_version", 7)?;
+            tx.commit()?;
+        }
         Ok(())
     }
 
@@ -216,7 +228,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keypool::{Health, KeyState, ModelCooldown};
+    use crate::keypool::{Health, KeyKind, KeyState, Labels, ModelCooldown};
     use crate::outcome::CoolReason;
     use crate::record::{AttemptRecord, RequestRecord};
 
@@ -244,14 +256,14 @@ mod tests {
         let (_d, s) = store();
         let now = Utc::now();
         let keys = vec!["k-one-1234".to_string(), "k-two-1234".to_string()];
-        let (added, dup) = s.add_keys(&keys, true, now).unwrap();
+        let (added, dup) = s.add_keys(&keys, &Labels::default(), true, now).unwrap();
         assert_eq!((added.len(), dup), (2, 0));
         s.remove_keys(&[added[0].id]).unwrap();
-        let (added, _) = s.add_keys(&keys, true, now).unwrap();
+        let (added, _) = s.add_keys(&keys, &Labels::default(), true, now).unwrap();
         assert!(added.is_empty());
         assert_eq!(s.load_keys().unwrap().len(), 1);
         // An operator may add it back explicitly.
-        let (added, dup) = s.add_keys(&keys, false, now).unwrap();
+        let (added, dup) = s.add_keys(&keys, &Labels::default(), false, now).unwrap();
         assert_eq!((added.len(), dup), (1, 1));
     }
 
@@ -264,7 +276,7 @@ mod tests {
         let s = Store::open(&path).unwrap();
         let now = from_ms(ms(Utc::now()));
         let keys: Vec<String> = (1..=5).map(|i| format!("k-old-{i:04}")).collect();
-        let (added, _) = s.add_keys(&keys, false, now).unwrap();
+        let (added, _) = s.add_keys(&keys, &Labels::default(), false, now).unwrap();
         let reasons = [
             Some("503 The model is overloaded."),
             Some("upstream timed out"),
@@ -297,9 +309,9 @@ mod tests {
         let path = dir.path().join("g.db");
         let s = Store::open(&path).unwrap();
         let key = "AIzaSyRemovedKey0000000000000000000zz9";
-        let (added, _) = s.add_keys(&[key.to_string()], false, Utc::now()).unwrap();
+        let (added, _) = s.add_keys(&[key.to_string()], &Labels::default(), false, Utc::now()).unwrap();
         s.remove_keys(&[added[0].id]).unwrap();
-        let (again, _) = s.add_keys(&[key.to_string()], true, Utc::now()).unwrap();
+        let (again, _) = s.add_keys(&[key.to_string()], &Labels::default(), true, Utc::now()).unwrap();
         assert!(again.is_empty(), "still remembered (as a hash) so seeding does not bring it back");
         drop(s);
         for suffix in ["", "-wal", "-shm"] {
@@ -314,7 +326,16 @@ mod tests {
     fn health_round_trips() {
         let (_d, s) = store();
         let now = from_ms(ms(Utc::now()));
-        let (added, _) = s.add_keys(&["k-one-1234".to_string()], false, now).unwrap();
+        let (added, _) = s.add_keys(&["k-one-1234".to_string()], &Labels::default(), false, now).unwrap();
+        let vertex = Labels {
+            kind: KeyKind::Vertex,
+            group: Some("paid".into()),
+            project: Some("p1".into()),
+            note: Some("n".into()),
+        };
+        s.set_labels(&[(added[0].id, vertex.clone())], now).unwrap();
+        assert_eq!(s.load_keys().unwrap()[0].labels, vertex, "labels round-trip");
+        s.set_labels(&[(added[0].id, Labels::default())], now).unwrap();
         let cooldowns = [("m".to_string(), ModelCooldown { until: now, reason: CoolReason::Rpd })].into();
         let h = Health::restored(KeyState::Invalid, 2, cooldowns, Some("503".into()));
         s.save_health(&[(added[0].id, h.clone())], now).unwrap();
@@ -358,7 +379,8 @@ mod tests {
         s.conn()
             .unwrap()
             .execute_batch(
-                "ALTER TABLE request_log DROP COLUMN resource; DROP TABLE resources; DROP TABLE request_rollup; DROP TABLE attempt_rollup; ALTER TABLE keys DROP COLUMN last_used;
+                "ALTER TABLE keys DROP COLUMN kind; ALTER TABLE keys DROP COLUMN key_group; ALTER TABLE keys DROP COLUMN project;
+                 ALTER TABLE keys DROP COLUMN note; ALTER TABLE request_log DROP COLUMN resource; DROP TABLE resources; DROP TABLE request_rollup; DROP TABLE attempt_rollup; ALTER TABLE keys DROP COLUMN last_used;
                  PRAGMA user_version = 3;",
             )
             .unwrap();
@@ -385,7 +407,8 @@ mod tests {
     #[test]
     fn rollups_answer_windows_exactly() {
         let (_d, s) = store();
-        let (added, _) = s.add_keys(&["k-one-1234".into(), "k-two-1234".into()], false, Utc::now()).unwrap();
+        let (added, _) =
+            s.add_keys(&["k-one-1234".into(), "k-two-1234".into()], &Labels::default(), false, Utc::now()).unwrap();
         let (a, b) = (added[0].id, added[1].id);
         let base = from_ms(1_700_000_000_000 / 60_000 * 60_000);
         let mut recs = Vec::new();
@@ -444,7 +467,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
         let s = Store::open(&path).unwrap();
-        let (added, _) = s.add_keys(&["k-one-1234".into()], false, Utc::now()).unwrap();
+        let (added, _) = s.add_keys(&["k-one-1234".into()], &Labels::default(), false, Utc::now()).unwrap();
         let now = from_ms(ms(Utc::now()));
         let recs: Vec<RequestRecord> =
             (0..50).map(|i| logged(now - chrono::Duration::minutes(i), added[0].id, "m", 200, 5)).collect();

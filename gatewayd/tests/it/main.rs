@@ -7,6 +7,7 @@ mod edge;
 mod files;
 mod health;
 mod interactions;
+mod labels;
 mod native;
 mod openai;
 mod outbound;

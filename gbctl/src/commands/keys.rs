@@ -2,17 +2,28 @@
 
 use std::io::Read;
 
-use shared::admin::{self as api, AddKeysRequest, AddKeysResponse, KeyRef, KeySelection, KeyView, VerifyResult};
+use shared::admin::{
+    self as api, AddKeysRequest, AddKeysResponse, KeyRef, KeySelection, KeyView, SetKeysRequest, VerifyResult,
+};
 
 use super::{Ctx, Outcome};
-use crate::cli::KeysCommand;
+use crate::cli::{KeysCommand, LabelArgs};
 use crate::client::{ClientError, encode};
 use crate::output::{clip, emit, json, opt, table};
 
 pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Outcome {
     match cmd {
         KeysCommand::List { state } => list(ctx, state).await,
-        KeysCommand::Add { keys, file } => add(ctx, keys, file).await,
+        KeysCommand::Add { mut keys, file, mut labels, mut kind } => {
+            match lift_labels(&mut keys, &mut labels, Some(&mut kind)) {
+                Ok(()) => add(ctx, keys, file, labels, kind).await,
+                Err(e) => usage(&e),
+            }
+        }
+        KeysCommand::Set { mut keys, mut labels } => match lift_labels(&mut keys, &mut labels, None) {
+            Ok(()) => set(ctx, keys, labels).await,
+            Err(e) => usage(&e),
+        },
         KeysCommand::Remove { mut keys, mut force } => {
             // KEY arguments may begin with `-`, so a `--force` after them arrives as a "key".
             let before = keys.len();
@@ -25,6 +36,72 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Outcome {
         KeysCommand::Reset { keys, all } => act(ctx, api::KEYS_RESET, "reset", select(keys, all, false)).await,
         KeysCommand::Verify { keys, all, invalid } => verify(ctx, select(keys, all, invalid)).await,
     }
+}
+
+fn usage(message: &str) -> Outcome {
+    eprintln!("gbctl: {message}");
+    Ok(2)
+}
+
+/// KEY arguments may begin with `-`, so options after them arrive among the "keys": lift each
+/// label option (`--group G` or `--group=G`) out, with its value.
+fn lift_labels(
+    keys: &mut Vec<String>,
+    labels: &mut LabelArgs,
+    kind: Option<&mut Option<String>>,
+) -> Result<(), String> {
+    let mut lifted: Vec<(String, String)> = Vec::new();
+    let mut rest = Vec::with_capacity(keys.len());
+    let mut args = std::mem::take(keys).into_iter();
+    let names = ["--group", "--project", "--note", "--kind"];
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        if !names.contains(&name.as_str()) || (name == "--kind" && kind.is_none()) {
+            rest.push(arg);
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => args.next().ok_or_else(|| format!("{name} needs a value"))?,
+        };
+        lifted.push((name, value));
+    }
+    *keys = rest;
+    let mut kind = kind;
+    for (name, value) in lifted {
+        match name.as_str() {
+            "--group" => labels.group = Some(value),
+            "--project" => labels.project = Some(value),
+            "--note" => labels.note = Some(value),
+            _ => {
+                if !["gemini", "vertex"].contains(&value.as_str()) {
+                    return Err(format!("--kind {value:?}: use gemini or vertex"));
+                }
+                if let Some(k) = kind.as_deref_mut() {
+                    *k = Some(value);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn set(ctx: &Ctx, keys: Vec<String>, labels: LabelArgs) -> Outcome {
+    if labels.group.is_none() && labels.project.is_none() && labels.note.is_none() {
+        return usage("keys set: give --group, --project or --note (\"\" clears one)");
+    }
+    let req = SetKeysRequest { keys, group: labels.group, project: labels.project, note: labels.note };
+    let done: Vec<KeyRef> = ctx.client.post(api::KEYS_SET, &req).await?;
+    if ctx.json() {
+        json(&done);
+    } else {
+        emit(&format!("labelled {} key(s)\n", done.len()));
+        table(&["ID", "KEY"], done.iter().map(|k| vec![k.id.to_string(), k.key.clone()]).collect());
+    }
+    Ok(0)
 }
 
 fn select(keys: Vec<String>, all: bool, invalid: bool) -> KeySelection {
@@ -47,6 +124,9 @@ async fn list(ctx: &Ctx, state: Option<String>) -> Outcome {
             vec![
                 k.id.to_string(),
                 k.key.clone(),
+                k.kind.clone(),
+                opt(&k.group),
+                opt(&k.project),
                 k.state.clone(),
                 k.failures.to_string(),
                 opt(&k.cooling_until),
@@ -55,12 +135,16 @@ async fn list(ctx: &Ctx, state: Option<String>) -> Outcome {
                 k.errors_24h.to_string(),
                 k.resources.to_string(),
                 clip(&opt(&k.last_error), 60),
+                clip(&opt(&k.note), 40),
             ]
         })
         .collect();
     let head = [
         "ID",
         "KEY",
+        "KIND",
+        "GROUP",
+        "PROJECT",
         "STATE",
         "FAILURES",
         "COOLING UNTIL",
@@ -69,12 +153,19 @@ async fn list(ctx: &Ctx, state: Option<String>) -> Outcome {
         "ERR 24H",
         "RESOURCES",
         "LAST ERROR",
+        "NOTE",
     ];
     table(&head, rows);
     Ok(0)
 }
 
-async fn add(ctx: &Ctx, args: Vec<String>, file: Option<std::path::PathBuf>) -> Outcome {
+async fn add(
+    ctx: &Ctx,
+    args: Vec<String>,
+    file: Option<std::path::PathBuf>,
+    labels: LabelArgs,
+    kind: Option<String>,
+) -> Outcome {
     let mut text = String::new();
     for a in &args {
         if a == "-" {
@@ -97,7 +188,8 @@ async fn add(ctx: &Ctx, args: Vec<String>, file: Option<std::path::PathBuf>) -> 
         return Ok(2);
     }
     let (keys, malformed) = api::extract_keys(&text);
-    let res: AddKeysResponse = ctx.client.post(api::KEYS_ADD, &AddKeysRequest { keys, malformed }).await?;
+    let req = AddKeysRequest { keys, malformed, kind, group: labels.group, project: labels.project, note: labels.note };
+    let res: AddKeysResponse = ctx.client.post(api::KEYS_ADD, &req).await?;
     if ctx.json() {
         json(&res);
     } else {
