@@ -80,6 +80,23 @@ pub fn glob_lookup<'m>(map: &'m std::collections::BTreeMap<String, String>, name
     best.map(|(_, v)| v)
 }
 
+/// The model a client's name is served as under `models.aliases` (the longest matching glob),
+/// or the name itself. Targets were checked when the configuration was.
+pub fn aliased(aliases: &std::collections::BTreeMap<String, String>, name: ModelName) -> ModelName {
+    match glob_lookup(aliases, name.as_str()) {
+        Some(target) => ModelName::parse(target).unwrap_or(name),
+        None => name,
+    }
+}
+
+/// A JSON body with its top-level `model` set to `model` (for an alias on a route whose body
+/// otherwise passes through untouched); the body unchanged when it is not a JSON object.
+pub fn with_model(body: &bytes::Bytes, model: &str) -> bytes::Bytes {
+    let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_slice(body) else { return body.clone() };
+    obj.insert("model".into(), serde_json::Value::String(model.to_string()));
+    serde_json::to_vec(&obj).map(bytes::Bytes::from).unwrap_or_else(|_| body.clone())
+}
+
 /// A pattern is 1 to 128 characters of a model name's, plus `*`.
 pub fn check_glob(pattern: &str) -> Result<(), String> {
     let ok = !pattern.is_empty()

@@ -66,6 +66,13 @@ pub async fn handle(
         return Err(ApiError::MethodNotAllowed(method.clone()));
     }
     let cfg = state.config.load();
+    let target = match target {
+        Target::Get(m) => Target::Get(models::aliased(&cfg.models.aliases, m)),
+        Target::Method { model, method } => {
+            Target::Method { model: models::aliased(&cfg.models.aliases, model), method }
+        }
+        list => list,
+    };
     let query = strip_key_param(query);
     if let Target::Get(m) | Target::Method { model: m, .. } = &target
         && models::is_hidden(&cfg.models, m.as_str())

@@ -129,9 +129,17 @@ async fn create(
 ) -> Result<Response<Body>, ApiError> {
     // A body that is not JSON goes up as it is: Google answers it with its own 400.
     let request: Create = serde_json::from_slice(&call.body).unwrap_or_default();
+    let mut body = call.body.clone();
     let model = match (&request.model, &request.agent) {
         (Some(m), _) | (None, Some(m)) => {
-            let checked = ModelName::parse(m).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let mut checked = ModelName::parse(m).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            if request.model.is_some() {
+                let served = models::aliased(&state.config.load().models.aliases, checked.clone());
+                if served != checked {
+                    body = models::with_model(&call.body, served.as_str());
+                    checked = served;
+                }
+            }
             if request.model.is_some() && models::is_hidden(&state.config.load().models, checked.as_str()) {
                 return Err(ApiError::NotFound(format!("models/{checked} is not found")));
             }
@@ -150,7 +158,7 @@ async fn create(
         Method::POST,
         owned::with_query(format!("/{}/interactions", call.version), &query),
         headers(call.headers),
-        call.body.clone(),
+        body,
     );
     let plan = Plan {
         route: "interactions.create".into(),

@@ -31,10 +31,17 @@ pub async fn passthrough(
         return OpenAiPassthrough.error(e);
     }
     let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let mut body = body;
     let model = match json.as_ref().and_then(|v| v.get("model")).and_then(Value::as_str) {
         None => None,
         Some(m) => match ModelName::parse(m) {
-            Ok(m) => Some(m.to_string()),
+            Ok(checked) => {
+                let served = crate::models::aliased(&state.config.load().models.aliases, checked.clone());
+                if served != checked {
+                    body = crate::models::with_model(&body, served.as_str());
+                }
+                Some(served.to_string())
+            }
             Err(e) => return OpenAiPassthrough.error(ApiError::BadRequest(e.to_string())),
         },
     };

@@ -41,6 +41,7 @@ pub async fn handle(state: &Arc<State>, target: Target, call: Call<'_>) -> Resul
     if *call.method != Method::POST {
         return Err(ApiError::MethodNotAllowed(call.method.clone()));
     }
+    let model = models::aliased(&state.config.load().models.aliases, model);
     if models::is_hidden(&state.config.load().models, model.as_str()) {
         return Err(ApiError::NotFound(format!("models/{model} is not found")));
     }

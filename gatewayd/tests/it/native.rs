@@ -534,3 +534,56 @@ async fn a_client_that_leaves_early_leaves_one_log_row() {
     assert_eq!(gw.health(&key(1)).failures(), 0, "leaving is nobody's fault");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn aliases_serve_a_clients_model_name_as_the_configured_model_on_every_route_family() {
+    let fake = FakeGemini::new().key(&key(1), Script::Ok).start().await;
+    let gw = Gateway::builder(&fake.base_url())
+        .keys(&[key(1)])
+        .set(
+            "models.aliases",
+            r#"{"gpt-4o*" = "gemini-2.5-flash", "gpt-4o-mini" = "gemini-2.5-flash-lite", "claude-*" = "gemini-2.5-pro", "text-embedding-*" = "gemini-embedding-001"}"#,
+        )
+        .start()
+        .await;
+    let bearer = format!("Bearer {TOKEN}");
+    let openai = |path: &'static str, body: serde_json::Value| {
+        let bearer = bearer.clone();
+        let gw = &gw;
+        async move {
+            gw.request(
+                Method::POST,
+                path,
+                &[("authorization", &bearer), ("content-type", "application/json")],
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    let last = || fake.requests().pop().unwrap();
+    // Native: the path's model.
+    assert_eq!(gw.post("/v1beta/models/claude-3-opus:generateContent", HELLO).await.status, StatusCode::OK);
+    assert_eq!(last().path, "/v1beta/models/gemini-2.5-pro:generateContent");
+    // OpenAI chat: the longest pattern wins; the answer names the model the client asked for.
+    let chat = |m: &str| json!({"model": m, "messages": [{"role": "user", "content": "hi"}]});
+    let r = openai("/v1/chat/completions", chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["model"], "gpt-4o-mini");
+    assert_eq!(last().path, "/v1beta/models/gemini-2.5-flash-lite:generateContent");
+    assert_eq!(openai("/v1/chat/completions", chat("gpt-4o")).await.status, StatusCode::OK);
+    assert_eq!(last().path, "/v1beta/models/gemini-2.5-flash:generateContent");
+    // Embeddings: the path and each request's model.
+    let r = openai("/v1/embeddings", json!({"model": "text-embedding-3-small", "input": ["a"]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let sent = last();
+    assert_eq!(sent.path, "/v1beta/models/gemini-embedding-001:batchEmbedContents");
+    assert!(String::from_utf8_lossy(&sent.body).contains("models/gemini-embedding-001"));
+    // Google's OpenAI surface: the body's model is rewritten, the rest passes.
+    assert_eq!(openai("/openai/v1/chat/completions", chat("claude-sonnet")).await.status, StatusCode::OK);
+    let sent: serde_json::Value = serde_json::from_slice(&last().body).unwrap();
+    assert_eq!((sent["model"].as_str(), sent["messages"][0]["content"].as_str()), (Some("gemini-2.5-pro"), Some("hi")));
+    // A name no pattern matches is served as itself.
+    assert_eq!(gw.post(GENERATE, HELLO).await.status, StatusCode::OK);
+    assert_eq!(last().path, GENERATE);
+    gw.stop().await;
+}

@@ -15,9 +15,14 @@ pub struct EmbeddingsRequest {
     pub body: Value,
 }
 
-pub fn embeddings_request(req: &Value) -> Result<EmbeddingsRequest, BadRequest> {
+/// `aliases`: `models.aliases`, which name the model that serves.
+pub fn embeddings_request(
+    req: &Value,
+    aliases: &std::collections::BTreeMap<String, String>,
+) -> Result<EmbeddingsRequest, BadRequest> {
     let obj = req.as_object().ok_or_else(|| bad("body", "must be a JSON object"))?;
     let (model, upstream_model) = checked_model(obj)?;
+    let upstream_model = crate::models::aliased(aliases, upstream_model);
     let inputs: Vec<String> = match req.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_string) => {
@@ -93,8 +98,11 @@ mod tests {
 
     #[test]
     fn embeddings_both_ways() {
-        let r =
-            embeddings_request(&json!({"model": "text-embedding-004", "input": ["a", "bb"], "dimensions": 3})).unwrap();
+        let r = embeddings_request(
+            &json!({"model": "text-embedding-004", "input": ["a", "bb"], "dimensions": 3}),
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(
             r.body,
             json!({"requests": [
@@ -107,16 +115,23 @@ mod tests {
         assert_eq!(out["data"][1], json!({"object": "embedding", "index": 1, "embedding": [0.25, -2.0]}));
         assert_eq!(out["usage"], json!({"prompt_tokens": 2, "total_tokens": 2}));
         assert_eq!(out["model"], "text-embedding-004");
-        let r = embeddings_request(&json!({"model": "m", "input": "x", "encoding_format": "base64"})).unwrap();
+        let r =
+            embeddings_request(&json!({"model": "m", "input": "x", "encoding_format": "base64"}), &Default::default())
+                .unwrap();
         let out = embeddings_response(&json!({"embeddings": [{"values": [1.0, -2.0]}]}), &r);
         let expected: Vec<u8> = [1.0f32, -2.0f32].iter().flat_map(|v| v.to_le_bytes()).collect();
         assert_eq!(out["data"][0]["embedding"], json!(BASE64_STANDARD.encode(&expected)));
-        assert_eq!(embeddings_request(&json!({"model": "m", "input": [1, 2]})).unwrap_err().field, "input");
         assert_eq!(
-            embeddings_request(&json!({"model": "m", "input": "x", "encoding_format": "hex"})).unwrap_err().field,
+            embeddings_request(&json!({"model": "m", "input": [1, 2]}), &Default::default()).unwrap_err().field,
+            "input"
+        );
+        assert_eq!(
+            embeddings_request(&json!({"model": "m", "input": "x", "encoding_format": "hex"}), &Default::default())
+                .unwrap_err()
+                .field,
             "encoding_format"
         );
-        assert_eq!(embeddings_request(&json!({"input": "x"})).unwrap_err().field, "model");
+        assert_eq!(embeddings_request(&json!({"input": "x"}), &Default::default()).unwrap_err().field, "model");
     }
 
     #[test]
@@ -126,7 +141,7 @@ mod tests {
         let mut refused = 0;
         for body in &bodies {
             let Ok(v) = serde_json::from_str::<Value>(body) else { continue };
-            if let Err(e) = embeddings_request(&v) {
+            if let Err(e) = embeddings_request(&v, &Default::default()) {
                 let root = e.field.split(['.', '[']).next().unwrap_or("");
                 assert!(root == "body" || v.get(root).is_some() || root == "model" || root == "input", "{body}: {e}");
                 refused += 1;

@@ -82,6 +82,7 @@ async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Re
     let images: HashMap<String, (String, String)> = urls.into_iter().zip(fetched).collect();
     let cfg = state.config.load();
     let opts = Options {
+        aliases: Some(&cfg.models.aliases),
         search_models: &cfg.models.search_models,
         thinking_budget: Some(&cfg.models.thinking_budget),
         safety: &cfg.models.safety_settings,
@@ -181,7 +182,9 @@ fn json_headers(client: &HeaderMap) -> HeaderMap {
 
 async fn embeddings(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, ApiError> {
     let req = parse_json(&body)?;
-    let emb = embeddings::embeddings_request(&req).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let cfg = state.config.load();
+    let emb =
+        embeddings::embeddings_request(&req, &cfg.models.aliases).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     refuse_hidden(&state.config.load(), &emb.upstream_model, &emb.model)?;
     let (plan, out) =
         gemini_call("embeddings", &emb.upstream_model, "batchEmbedContents", headers, (&emb.body, 0), false);

@@ -18,6 +18,8 @@ use crate::models::ModelName;
 /// What the request translation needs from configuration and from the gateway's image fetches.
 #[derive(Debug, Default)]
 pub struct Options<'a> {
+    /// `models.aliases`.
+    pub aliases: Option<&'a BTreeMap<String, String>>,
     pub search_models: &'a [String],
     pub thinking_budget: Option<&'a BTreeMap<String, i64>>,
     /// `passthrough` or a threshold for every category.
@@ -65,6 +67,9 @@ fn image_url(part: &Value) -> Option<&str> {
 pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadRequest> {
     let obj = req.as_object().ok_or_else(|| bad("body", "must be a JSON object"))?;
     let (model, mut upstream_model) = checked_model(obj)?;
+    if let Some(aliases) = opts.aliases {
+        upstream_model = crate::models::aliased(aliases, upstream_model);
+    }
     let mut body = GenerateRequest::default();
     if let Some(base) = crate::models::search_base(upstream_model.as_str(), opts.search_models) {
         upstream_model = ModelName::parse(base).map_err(|e| bad("model", e.to_string()))?;
