@@ -601,7 +601,7 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
     let Some(name) = rest.strip_prefix('/').filter(|n| !n.is_empty() && !n.contains('/')) else {
         return google_error(404, "NOT_FOUND", &format!("the fake serves no {path}"), json!([]));
     };
-    let Some((_, method)) = name.split_once(':') else {
+    let Some((model, method)) = name.split_once(':') else {
         return json_response(
             200,
             &json!({"name": format!("models/{name}"), "displayName": name, "supportedGenerationMethods": ["generateContent"]}),
@@ -610,7 +610,23 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
     match method {
         "generateContent" => {
             let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-            json_response(200, &model_answer(&req))
+            let modalities = req["generationConfig"]["responseModalities"].as_array().cloned().unwrap_or_default();
+            let wants = |m: &str| modalities.iter().any(|v| v == m);
+            let unsupported = || {
+                google_error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "The requested combination of response modalities is not supported by the model.",
+                    json!([]),
+                )
+            };
+            match (wants("AUDIO"), wants("IMAGE")) {
+                (true, _) if !model.contains("tts") => unsupported(),
+                (true, _) => json_response(200, &crate::media::speech_answer(&req)),
+                (_, true) if !model.contains("image") => unsupported(),
+                (_, true) => json_response(200, &crate::media::image_answer(&req)),
+                _ => json_response(200, &model_answer(&req)),
+            }
         }
         "streamGenerateContent" => {
             let events = [text_chunk("Hel"), text_chunk("lo "), final_chunk("there", 7, 3)];

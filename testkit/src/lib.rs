@@ -5,6 +5,7 @@ mod caches;
 pub mod fake;
 mod files;
 mod interactions;
+pub mod media;
 mod operations;
 pub mod proxies;
 

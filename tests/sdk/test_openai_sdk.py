@@ -115,5 +115,43 @@ class Errors(unittest.TestCase):
         self.assertIsNotNone(ctx.exception.response.headers.get("retry-after"))
 
 
+
+class Images(unittest.TestCase):
+    def test_imagen_through_images_generate(self):
+        import base64
+
+        r = client.images.generate(model="imagen-4.0-generate-001", prompt="a cat", n=2, size="1792x1024",
+                                   response_format="b64_json")
+        self.assertEqual(len(r.data), 2)
+        self.assertTrue(base64.b64decode(r.data[0].b64_json).startswith(b"\x89PNG"))
+
+    def test_a_gemini_image_model(self):
+        r = client.images.generate(model="gemini-2.5-flash-image", prompt="a cat")
+        self.assertEqual(r.data[0].revised_prompt, "A cat, as asked.")
+
+    def test_url_is_refused_naming_what_works(self):
+        with self.assertRaises(openai.BadRequestError) as ctx:
+            client.images.generate(model="imagen-4.0-generate-001", prompt="a cat", response_format="url")
+        self.assertIn("b64_json", str(ctx.exception))
+
+
+class Speech(unittest.TestCase):
+    def test_tts_1_as_a_wav_that_parses(self):
+        import io
+        import wave
+
+        r = client.audio.speech.create(model="tts-1", voice="alloy", input="Hello there", response_format="wav")
+        with wave.open(io.BytesIO(r.content)) as w:
+            self.assertEqual((w.getframerate(), w.getsampwidth(), w.getnchannels()), (24000, 2, 1))
+            self.assertEqual(w.getnframes(), 2400)
+
+    def test_pcm_and_a_refused_format(self):
+        r = client.audio.speech.create(model="tts-1", voice="nova", input="Hi", response_format="pcm")
+        self.assertEqual(len(r.content), 4800)
+        with self.assertRaises(openai.BadRequestError) as ctx:
+            client.audio.speech.create(model="tts-1", voice="nova", input="Hi", response_format="mp3")
+        self.assertIn("wav or pcm", str(ctx.exception))
+
+
 if __name__ == "__main__":
     unittest.main()

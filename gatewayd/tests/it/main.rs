@@ -8,6 +8,7 @@ mod files;
 mod health;
 mod interactions;
 mod labels;
+mod media;
 mod native;
 mod openai;
 mod outbound;

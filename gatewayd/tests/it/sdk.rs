@@ -26,6 +26,8 @@ async fn run_sdk_tests(file: &str) {
     let gw = Gateway::builder(&fake.base_url())
         .keys(&[key(1), key(2)])
         .set("models.hidden", "[\"gemini-2.5-flash-lite\"]")
+        // OpenAI's speech model names reach a Gemini TTS model, as the example config documents.
+        .set("models.aliases", r#"{"tts-1*" = "gemini-2.5-flash-preview-tts"}"#)
         .start()
         .await;
     let out = tokio::time::timeout(

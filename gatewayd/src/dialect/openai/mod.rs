@@ -1,10 +1,13 @@
 //! OpenAI-compatible routes (`/v1/...`, `/hf/v1/...`): the route table, and the renderers that
-//! show chat completions and embeddings (translated to and from Gemini) in OpenAI's shape. The
-//! translations themselves live by noun in `chat/` and `embeddings`.
+//! show chat completions, embeddings, images and speech (translated to and from Gemini) in
+//! OpenAI's shape. The translations themselves live by noun in `chat/`, `embeddings`, `images`
+//! and `speech`.
 
 mod bad_request;
 pub mod chat;
 pub mod embeddings;
+pub mod images;
+pub mod speech;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +39,8 @@ pub async fn handle(
     match (method, rest) {
         (&Method::POST, "/chat/completions") => chat(state, headers, body).await,
         (&Method::POST, "/embeddings") => embeddings(state, headers, body).await,
+        (&Method::POST, "/images/generations") => generate_images(state, headers, body).await,
+        (&Method::POST, "/audio/speech") => speech(state, headers, body).await,
         (&Method::GET, "/models") => {
             let list = catalog::upstream_models(state).await?;
             let cfg = state.config.load();
@@ -51,7 +56,9 @@ pub async fn handle(
                 None => Err(ApiError::NotFound(format!("The model '{id}' does not exist"))),
             }
         }
-        (_, "/chat/completions" | "/embeddings" | "/models") => Err(ApiError::MethodNotAllowed(method.clone())),
+        (_, "/chat/completions" | "/embeddings" | "/models" | "/images/generations" | "/audio/speech") => {
+            Err(ApiError::MethodNotAllowed(method.clone()))
+        }
         _ => Err(ApiError::NotFound(format!("no route for /v1{rest}"))),
     }
 }
@@ -189,6 +196,94 @@ async fn embeddings(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Res
     let (plan, out) =
         gemini_call("embeddings", &emb.upstream_model, "batchEmbedContents", headers, (&emb.body, 0), false);
     Ok(proxy::serve(state, plan, out, Embeddings(emb)).await)
+}
+
+async fn generate_images(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, ApiError> {
+    let req = parse_json(&body)?;
+    let cfg = state.config.load();
+    let images = images::images_request(&req, &cfg.models.aliases).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    refuse_hidden(&cfg, &images.upstream_model, &images.model)?;
+    let (plan, out) =
+        gemini_call("images.generations", &images.upstream_model, images.method(), headers, (&images.body, 0), false);
+    drop(cfg);
+    Ok(proxy::serve(state, plan, out, Images { imagen: images.imagen }).await)
+}
+
+/// Generated images as OpenAI clients read them.
+struct Images {
+    imagen: bool,
+}
+
+impl Render for Images {
+    type Stream = Passthrough;
+
+    fn whole(self, served: Served) -> (Response<Body>, Option<Usage>) {
+        let upstream: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
+        let usage = crate::usage::usage_of_body(&served.body);
+        match images::images_response(&upstream, self.imagen, created()) {
+            Some(answer) => (json_ok(&answer), usage),
+            None => {
+                let e = ApiError::BadRequest(
+                    "no image was generated: Google's safety filters declined the prompt or every image".into(),
+                );
+                (e.into_response(Dialect::OpenAi), usage)
+            }
+        }
+    }
+
+    fn stream(self, upstream: &HeaderMap, _key_id: i64) -> (Passthrough, HeaderMap) {
+        (Passthrough::new(false), upstream.clone())
+    }
+
+    fn error(&self, error: ApiError) -> Response<Body> {
+        error.into_response(Dialect::OpenAi)
+    }
+}
+
+async fn speech(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, ApiError> {
+    let req = parse_json(&body)?;
+    let cfg = state.config.load();
+    let speech = speech::speech_request(&req, &cfg.models.aliases).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    refuse_hidden(&cfg, &speech.upstream_model, &speech.model)?;
+    let (plan, out) =
+        gemini_call("audio.speech", &speech.upstream_model, "generateContent", headers, (&speech.body, 0), false);
+    drop(cfg);
+    Ok(proxy::serve(state, plan, out, Speech { format: speech.format }).await)
+}
+
+/// Speech as OpenAI clients read it: the audio bytes, WAV or raw PCM.
+struct Speech {
+    format: speech::Format,
+}
+
+impl Render for Speech {
+    type Stream = Passthrough;
+
+    fn whole(self, served: Served) -> (Response<Body>, Option<Usage>) {
+        let upstream: Value = serde_json::from_slice(&served.body).unwrap_or(Value::Null);
+        let usage = crate::usage::usage_of_body(&served.body);
+        let Some((pcm, rate)) = speech::pcm_of(&upstream) else {
+            let e = ApiError::BadGateway(
+                "the model answered without audio: is it a TTS model (e.g. gemini-2.5-flash-preview-tts)?".into(),
+            );
+            return (e.into_response(Dialect::OpenAi), usage);
+        };
+        let bytes = match self.format {
+            speech::Format::Wav => speech::wav(&pcm, rate),
+            speech::Format::Pcm => pcm,
+        };
+        let mut res = Response::new(crate::body::full(bytes));
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(self.format.content_type()));
+        (res, usage)
+    }
+
+    fn stream(self, upstream: &HeaderMap, _key_id: i64) -> (Passthrough, HeaderMap) {
+        (Passthrough::new(false), upstream.clone())
+    }
+
+    fn error(&self, error: ApiError) -> Response<Body> {
+        error.into_response(Dialect::OpenAi)
+    }
 }
 
 /// Embeddings as OpenAI clients read them.
