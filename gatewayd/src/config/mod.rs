@@ -419,6 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn issue_13_fields_are_checked_naming_the_entry() {
+        let refused = |text: &str| {
+            let (_d, p) = file(text);
+            Layers::from_parts(Some(p), BTreeMap::new()).unwrap().resolve(&BTreeMap::new()).unwrap_err()
+        };
+        let e = refused("[upstream]\nproxies = [\"http://a:3128\", \"ftp://u:hunter2@b:21\"]\n");
+        assert_eq!(e.field, "upstream.proxies[1]");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert_eq!(refused("[upstream]\nproxies = [\"http://a:1\", \"http://a:1\"]\n").field, "upstream.proxies[1]");
+        assert_eq!(refused("[models]\naliases = {\"gpt-*\" = \"../x\"}\n").field, "models.aliases.gpt-*");
+        assert_eq!(refused("[models]\naliases = {\"a/b\" = \"m\"}\n").field, "models.aliases.a/b");
+        assert_eq!(refused("[models]\ngroups = {\"imagen-*\" = \"pa id\"}\n").field, "models.groups.imagen-*");
+        assert_eq!(refused("[vertex]\nbase_url = \"aiplatform\"\n").field, "vertex.base_url");
+        let (_d, p) = file(
+            "[models]\naliases = {\"tts-1*\" = \"gemini-2.5-flash-preview-tts\"}\ngroups = {\"imagen-*\" = \"paid\"}\n",
+        );
+        let c = Layers::from_parts(Some(p), BTreeMap::new()).unwrap().resolve(&BTreeMap::new()).unwrap();
+        assert_eq!(c.models.groups["imagen-*"], "paid");
+    }
+
+    #[test]
     fn layers_file_then_env_then_runtime() {
         let (_d, p) = file("[keys]\nmax_retries = 5\ncooldown_secs = 9\n[server]\nlisten = \"0.0.0.0:9000\"\n");
         let layers =
@@ -487,6 +508,10 @@ mod tests {
         c.upstream.proxy = "http://alice:proxy-password-99@proxy.internal:3128".into();
         let text = toml::to_string(&c).unwrap();
         assert!(!text.contains("proxy-password-99") && text.contains("alice:"), "{text}");
+        c.upstream.proxies = vec!["socks5://bob:other-secret-77@p2:1080".into(), "http://p3:3128".into()];
+        let text = toml::to_string(&c).unwrap();
+        assert!(!text.contains("other-secret-77") && text.contains("bob:"), "{text}");
+        assert!(!field_value(&c, "upstream.proxies").unwrap().to_string().contains("other-secret-77"));
         let shown = field_value(&c, "upstream.proxy").unwrap();
         assert_eq!(
             shown,
