@@ -1,5 +1,6 @@
-//! Client authentication: the gateway token from `Authorization: Bearer`, `x-goog-api-key` or
-//! `?key=`, compared in constant time against every configured token.
+//! Client authentication: the gateway token from `Authorization: Bearer`, `x-goog-api-key`,
+//! `x-api-key` (Anthropic's clients) or `?key=`, compared in constant time against every
+//! configured token.
 
 use http::HeaderMap;
 use subtle::ConstantTimeEq;
@@ -13,6 +14,8 @@ use crate::secret::Secret;
 pub enum TokenSource {
     Bearer,
     GoogHeader,
+    /// `x-api-key`, as Anthropic's SDKs and Claude Code send it.
+    ApiKey,
     Query,
 }
 
@@ -25,6 +28,9 @@ pub fn extract(headers: &HeaderMap, query: Option<&str>) -> Option<(String, Toke
     }
     if let Some(v) = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
         return Some((v.trim().to_string(), TokenSource::GoogHeader));
+    }
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some((v.trim().to_string(), TokenSource::ApiKey));
     }
     query_param(query?, "key").map(|k| (k, TokenSource::Query))
 }
@@ -59,6 +65,8 @@ mod tests {
     fn token_sources() {
         let mut h = HeaderMap::new();
         assert_eq!(extract(&h, Some("alt=sse&key=t%2B1")), Some(("t+1".into(), TokenSource::Query)));
+        h.insert("x-api-key", "a".parse().unwrap());
+        assert_eq!(extract(&h, None), Some(("a".into(), TokenSource::ApiKey)));
         h.insert("x-goog-api-key", "g".parse().unwrap());
         assert_eq!(extract(&h, None), Some(("g".into(), TokenSource::GoogHeader)));
         h.insert("authorization", "Bearer b".parse().unwrap());

@@ -1,6 +1,7 @@
 //! Errors a client can cause or meet, each with a precise status, rendered at the edge in the
 //! route's own dialect: Google's `{"error":{"code","message","status"}}` on Gemini routes, OpenAI's
-//! `{"error":{"message","type","code"}}` on OpenAI routes.
+//! `{"error":{"message","type","code"}}` on OpenAI routes, Anthropic's
+//! `{"type":"error","error":{"type","message"}}` on `/v1/messages`.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -12,11 +13,14 @@ use crate::body::{Body, full, json_response};
 pub enum Dialect {
     Gemini,
     OpenAi,
+    Anthropic,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("missing gateway token: send it as `Authorization: Bearer TOKEN`, `x-goog-api-key: TOKEN` or `?key=TOKEN`")]
+    #[error(
+        "missing gateway token: send it as `Authorization: Bearer TOKEN`, `x-goog-api-key: TOKEN`, `x-api-key: TOKEN` or `?key=TOKEN`"
+    )]
     MissingToken,
     #[error("invalid gateway token")]
     InvalidToken,
@@ -97,10 +101,27 @@ impl ApiError {
                 )
             }
             (_, Dialect::OpenAi) => {
-                let (kind, code) = openai_kind(status);
+                let message = self.message();
+                let (kind, mut code) = openai_kind(status);
+                // Only a missing model is `model_not_found`; a missing route or resource is not.
+                if status == StatusCode::NOT_FOUND && !message.to_ascii_lowercase().contains("model") {
+                    code = json!(null);
+                }
                 json_response(
                     status,
-                    &json!({"error": {"message": self.message(), "type": kind, "param": null, "code": code}}),
+                    &json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+                )
+            }
+            (_, Dialect::Anthropic) => {
+                // Anthropic's clients retry an overloaded service on 529, its own status for it.
+                let status = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    StatusCode::from_u16(529).unwrap_or(status)
+                } else {
+                    status
+                };
+                json_response(
+                    status,
+                    &json!({"type": "error", "error": {"type": anthropic_kind(status), "message": self.message()}}),
                 )
             }
         };
@@ -129,6 +150,20 @@ pub fn google_status(status: StatusCode) -> &'static str {
         502 | 503 => "UNAVAILABLE",
         504 => "DEADLINE_EXCEEDED",
         _ => "INTERNAL",
+    }
+}
+
+/// Anthropic's error type for a status.
+pub fn anthropic_kind(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 | 503 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
     }
 }
 

@@ -157,7 +157,7 @@ fn tools_and_every_tool_choice() {
         json!([{"functionDeclarations": [
         {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "required": ["city"], "properties": {
             "city": {"type": "string", "description": "City"}, "unit": {"type": "string", "nullable": true, "enum": ["c", "f"]},
-            "tags": {"type": "array", "items": {"type": "string"}}, "kind": {"enum": ["x"]}}}},
+            "tags": {"type": "array", "items": {"type": "string"}}, "kind": {"type": "string", "enum": ["x"]}}}},
         {"name": "now"}]}])
     );
     for (choice, want) in [
