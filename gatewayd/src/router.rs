@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
 use crate::connection::{BodyBudget, Held};
-use crate::dialect::{Call, caches, files, gemini, interactions, openai, operations, passthrough, vertex};
+use crate::dialect::{Call, anthropic, caches, files, gemini, interactions, openai, operations, passthrough, vertex};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
 
@@ -33,6 +33,10 @@ enum Route<'a> {
         rest: &'a str,
     },
     OpenAiPassthrough {
+        rest: &'a str,
+    },
+    /// `/v1/messages[/count_tokens]`: Anthropic's Messages API.
+    Anthropic {
         rest: &'a str,
     },
     /// `/vertex-express/v1beta/...`: Vertex AI Express keys only.
@@ -129,6 +133,9 @@ fn resolve(path: &str, google_token: bool) -> Route<'_> {
     if let Some(resource) = native.strip_prefix("/v1").filter(|_| via_gemini_alias || google_token).and_then(stateful) {
         return Route::Stateful { version: "v1", resource };
     }
+    if let Some(rest) = path.strip_prefix("/v1").filter(|r| *r == "/messages" || r.starts_with("/messages/")) {
+        return Route::Anthropic { rest };
+    }
     let v1 = path.strip_prefix("/hf").filter(|p| p.starts_with("/v1/")).unwrap_or(native);
     if let Some(rest) = v1.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
         // `/v1/models/{m}:{method}` is native (a bad name there is the native route's 400);
@@ -176,6 +183,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
     let dialect = match route {
         Route::Native { .. } | Route::Stateful { .. } | Route::Vertex { .. } => Dialect::Gemini,
         Route::SharedModels { .. } if google_token => Dialect::Gemini,
+        Route::Anthropic { .. } => Dialect::Anthropic,
         Route::Unknown if !path.starts_with("/v1/") && !path.starts_with("/hf/") && !path.starts_with("/openai/") => {
             Dialect::Gemini
         }
@@ -250,6 +258,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
             Route::SharedModels { rest } | Route::OpenAi { rest } => {
                 openai::handle(&state, rest, &parts.method, &parts.headers, body).await
             }
+            Route::Anthropic { rest } => anthropic::handle(&state, rest, &parts.method, &parts.headers, body).await,
             Route::OpenAiPassthrough { rest } => {
                 Ok(passthrough::passthrough(&state, rest, &parts.method, &parts.headers, query, body).await)
             }
@@ -349,6 +358,8 @@ mod tests {
         assert_eq!(resolve_b("/v1/models"), Route::SharedModels { rest: "/models" });
         assert_eq!(resolve_b("/hf/v1/models/x"), Route::SharedModels { rest: "/models/x" });
         assert_eq!(resolve_b("/v1/chat/completions"), Route::OpenAi { rest: "/chat/completions" });
+        assert_eq!(resolve_b("/v1/messages"), Route::Anthropic { rest: "/messages" });
+        assert_eq!(resolve_b("/v1/messages/count_tokens"), Route::Anthropic { rest: "/messages/count_tokens" });
         assert_eq!(resolve_b("/hf/v1/embeddings"), Route::OpenAi { rest: "/embeddings" });
         assert_eq!(resolve_b("/openai/v1/chat/completions"), Route::OpenAiPassthrough { rest: "/chat/completions" });
         assert_eq!(

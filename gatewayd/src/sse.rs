@@ -141,7 +141,6 @@ pub fn event(data: &str) -> Bytes {
 }
 
 /// One named SSE event: `event: NAME`, then the data (one line).
-#[cfg_attr(not(test), expect(dead_code, reason = "for the Anthropic Messages dialect, whose stream names its events"))]
 pub fn named_event(name: &str, data: &str) -> Bytes {
     let mut s = String::with_capacity(name.len() + data.len() + 16);
     s.push_str("event: ");

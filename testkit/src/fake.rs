@@ -560,6 +560,48 @@ pub const PNG: &[u8] = &[
 
 /// The answer a model would give this generateContent body: a tool call when tools are offered
 /// and no tool result came back yet, a final answer after one, JSON in JSON mode, text otherwise.
+/// `model_answer`, with a thought first when the request asks for thoughts.
+fn model_answer_for(model: &str, req: &Value) -> Value {
+    let mut answer = model_answer(req);
+    if req.pointer("/generationConfig/thinkingConfig/includeThoughts") == Some(&json!(true))
+        && let Some(parts) = answer.pointer_mut("/candidates/0/content/parts").and_then(Value::as_array_mut)
+    {
+        parts.insert(0, json!({"text": "Thinking it over.", "thought": true}));
+        answer["usageMetadata"]["thoughtsTokenCount"] = json!(3);
+    }
+    if model.starts_with("gemini-3") {
+        answer["modelVersion"] = json!(model);
+    }
+    answer
+}
+
+/// The stream of `model_answer_for`: a tool call or the tool loop's answer arrives as Gemini
+/// streams them (thought first, the call whole in one event); any other answer as three text events.
+fn stream_for(model: &str, req: &Value) -> Vec<Value> {
+    let answer = model_answer_for(model, req);
+    let parts = answer.pointer("/candidates/0/content/parts").and_then(Value::as_array).cloned().unwrap_or_default();
+    let tool_loop = parts.iter().any(|p| p.get("functionCall").is_some())
+        || parts.iter().any(|p| p["text"].as_str().is_some_and(|t| t.contains("21 degrees")));
+    let thinking = parts.first().is_some_and(|p| p["thought"] == json!(true));
+    if !tool_loop && !thinking {
+        return vec![text_chunk("Hel"), text_chunk("lo "), final_chunk("there", 7, 3)];
+    }
+    let n = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut c = json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
+                               "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 1 + i, "totalTokenCount": 8 + i}});
+            if i + 1 == n {
+                c["candidates"][0]["finishReason"] = json!("STOP");
+                c["usageMetadata"] = answer["usageMetadata"].clone();
+            }
+            c
+        })
+        .collect()
+}
+
 pub fn model_answer(req: &Value) -> Value {
     let contents = req["contents"].as_array().cloned().unwrap_or_default();
     let has_result = contents
@@ -607,6 +649,11 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
             &json!({"name": format!("models/{name}"), "displayName": name, "supportedGenerationMethods": ["generateContent"]}),
         );
     };
+    if matches!(method, "generateContent" | "streamGenerateContent")
+        && let Some(refused) = crate::strict::refusal(model, &serde_json::from_slice(body).unwrap_or(Value::Null))
+    {
+        return refused;
+    }
     match method {
         "generateContent" => {
             let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -625,11 +672,12 @@ fn success(path: &str, sse: bool, body: &Bytes) -> Response<FakeBody> {
                 (true, _) => json_response(200, &crate::media::speech_answer(&req)),
                 (_, true) if !model.contains("image") => unsupported(),
                 (_, true) => json_response(200, &crate::media::image_answer(&req)),
-                _ => json_response(200, &model_answer(&req)),
+                _ => json_response(200, &model_answer_for(model, &req)),
             }
         }
         "streamGenerateContent" => {
-            let events = [text_chunk("Hel"), text_chunk("lo "), final_chunk("there", 7, 3)];
+            let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let events = stream_for(model, &req);
             if sse {
                 let text: String = events.iter().map(|e| String::from_utf8(sse_event(e).to_vec()).unwrap()).collect();
                 let mut r = Response::new(full(text));

@@ -8,6 +8,7 @@ mod interactions;
 pub mod media;
 mod operations;
 pub mod proxies;
+pub mod strict;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! Client dialects: each turns a client request into an upstream call plus a `proxy::Render` for
 //! the answer, and never talks to the key pool or the upstream itself.
 
+pub mod anthropic;
 pub mod caches;
 pub mod files;
 pub mod interactions;

@@ -2,6 +2,7 @@
 //! FakeGemini.
 
 mod admin;
+mod anthropic;
 mod blame;
 mod edge;
 mod files;

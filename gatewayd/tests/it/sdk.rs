@@ -27,7 +27,7 @@ async fn run_sdk_tests(file: &str) {
         .keys(&[key(1), key(2)])
         .set("models.hidden", "[\"gemini-2.5-flash-lite\"]")
         // OpenAI's speech model names reach a Gemini TTS model, as the example config documents.
-        .set("models.aliases", r#"{"tts-1*" = "gemini-2.5-flash-preview-tts"}"#)
+        .set("models.aliases", r#"{"tts-1*" = "gemini-2.5-flash-preview-tts", "claude-*" = "gemini-3-pro-preview"}"#)
         .start()
         .await;
     let out = tokio::time::timeout(
@@ -59,4 +59,10 @@ async fn openai_python_sdk() {
 #[ignore = "needs the pinned SDKs in .venv: ./scripts/test installs them and runs this"]
 async fn google_genai_python_sdk() {
     run_sdk_tests("test_genai_sdk.py").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the pinned SDKs in .venv: ./scripts/test installs them and runs this"]
+async fn anthropic_python_sdk() {
+    run_sdk_tests("test_anthropic_sdk.py").await;
 }

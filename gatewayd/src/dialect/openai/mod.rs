@@ -3,7 +3,7 @@
 //! OpenAI's shape. The translations themselves live by noun in `chat/`, `embeddings`, `images`
 //! and `speech`.
 
-mod bad_request;
+pub(crate) mod bad_request;
 pub mod chat;
 pub mod embeddings;
 pub mod images;

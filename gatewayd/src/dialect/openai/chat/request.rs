@@ -132,7 +132,7 @@ fn convert_messages(messages: &[Value], opts: &Options, body: &mut GenerateReque
                     let args =
                         parse_arguments(call.pointer("/function/arguments"), &format!("{f}.function.arguments"))?;
                     let id = call.get("id").and_then(Value::as_str).unwrap_or("");
-                    let signature = signature_from_id(id).map(String::from).or_else(|| {
+                    let signature = signature_from_id(id).or_else(|| {
                         call.pointer("/extra_content/google/thought_signature")
                             .and_then(Value::as_str)
                             .map(String::from)

@@ -207,7 +207,7 @@ fn multi_turn_tool_loop_keeps_the_thought_signature() {
     let id1 = calls[0]["id"].as_str().unwrap();
     let id2 = calls[1]["id"].as_str().unwrap();
     assert_ne!(id1, id2);
-    assert_eq!(signature_from_id(id1), Some("c2lnLTE="));
+    assert_eq!(signature_from_id(id1).as_deref(), Some("c2lnLTE="));
     assert_eq!(signature_from_id(id2), None);
     // Stable: the same answer yields the same ids.
     assert_eq!(respond(&first, "gemini-3-pro", 1)["choices"][0]["message"]["tool_calls"][0]["id"], calls[0]["id"]);
@@ -315,7 +315,7 @@ fn streamed_tool_call_split_across_events() {
         (call_a["index"].as_u64(), call_a["function"]["name"].as_str(), call_a["function"]["arguments"].as_str()),
         (Some(0), Some("a"), Some("{\"x\":1}"))
     );
-    assert_eq!(signature_from_id(call_a["id"].as_str().unwrap()), Some("U0lH"));
+    assert_eq!(signature_from_id(call_a["id"].as_str().unwrap()).as_deref(), Some("U0lH"));
     let call_b = &chunks[3]["choices"][0]["delta"]["tool_calls"][0];
     assert_eq!((call_b["index"].as_u64(), call_b["type"].as_str()), (Some(1), Some("function")));
     assert_eq!(chunks[3]["choices"][0]["finish_reason"], "tool_calls");
