@@ -52,6 +52,18 @@ CREATE TABLE generated_tokens (
     created_at INTEGER NOT NULL
 );
 
+-- Responses API responses kept for previous_response_id (dialect/responses): the response as
+-- returned, and the whole conversation up to it as input items. Owner: SHA-256 of the client token.
+CREATE TABLE stored_responses (
+    id           TEXT    PRIMARY KEY,
+    owner        TEXT    NOT NULL,
+    key_id       INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    response     TEXT    NOT NULL,
+    conversation TEXT    NOT NULL
+);
+
 -- One row per client request.
 CREATE TABLE request_log (
     id                INTEGER PRIMARY KEY,

@@ -142,6 +142,12 @@ pub async fn clean_logs(state: &Arc<State>) -> (usize, usize) {
         Ok(Err(e)) => tracing::error!("removing expired resource bindings failed: {e}"),
         _ => {}
     }
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.delete_expired_responses(now)).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!("{n} stored response(s) past responses.store_days deleted"),
+        Ok(Err(e)) => tracing::error!("deleting stored responses failed: {e}"),
+        _ => {}
+    }
     state.affinity.prune(now);
     totals
 }

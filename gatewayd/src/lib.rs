@@ -150,6 +150,7 @@ impl Daemon {
             image_fetches: tokio::sync::Semaphore::new(image_fetch::CONCURRENT_FETCHES),
             models_cache: parking_lot::RwLock::new(None),
             affinity: affinity::Affinity::new(resources),
+            recent_responses: Default::default(),
             throttle: Default::default(),
         });
         Ok(Daemon { state, writer, generated_token })

@@ -12,7 +12,9 @@ use serde_json::json;
 use crate::auth::{self, TokenSource};
 use crate::body::{Body, json_response};
 use crate::connection::{BodyBudget, Held};
-use crate::dialect::{Call, anthropic, caches, files, gemini, interactions, openai, operations, passthrough, vertex};
+use crate::dialect::{
+    Call, anthropic, caches, files, gemini, interactions, openai, operations, passthrough, responses, vertex,
+};
 use crate::error::{ApiError, Dialect};
 use crate::state::State;
 
@@ -255,6 +257,9 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
                 Stateful::Operations(target) => operations::handle(&state, target, call).await,
                 Stateful::Interactions(target) => interactions::handle(&state, target, call).await,
             },
+            Route::OpenAi { rest } if rest == "/responses" || rest.starts_with("/responses/") => {
+                responses::handle(&state, rest, &parts.method, &parts.headers, body, presented).await
+            }
             Route::SharedModels { rest } | Route::OpenAi { rest } => {
                 openai::handle(&state, rest, &parts.method, &parts.headers, body).await
             }

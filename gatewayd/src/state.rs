@@ -45,6 +45,8 @@ pub struct State {
     pub models_cache: parking_lot::RwLock<Option<(std::time::Instant, serde_json::Value)>>,
     /// Which key and client token own each resource created through the pool.
     pub affinity: crate::affinity::Affinity,
+    /// Responses API responses stored lately, also held in memory (dialect/responses).
+    pub recent_responses: crate::dialect::responses::Recent,
 }
 
 impl State {

@@ -153,5 +153,57 @@ class Speech(unittest.TestCase):
         self.assertIn("wav or pcm", str(ctx.exception))
 
 
+
+RESPONSE_TOOLS = [{"type": "function", "name": "get_weather", "description": "Current weather for a city",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                                  "additionalProperties": False}, "strict": True}]
+
+
+class Responses(unittest.TestCase):
+    """The Responses API on a Gemini 3 model (gpt-5* through models.aliases), whose tool calls
+    carry thought signatures the fake demands back."""
+
+    def test_create_and_retrieve(self):
+        r = client.responses.create(model=MODEL, input="Hello")
+        self.assertEqual(r.output_text, "Hello from the fake.")
+        self.assertEqual(r.status, "completed")
+        self.assertEqual(client.responses.retrieve(r.id).id, r.id)
+        client.responses.delete(r.id)
+        with self.assertRaises(openai.NotFoundError):
+            client.responses.retrieve(r.id)
+
+    def test_tool_loop_with_previous_response_id(self):
+        first = client.responses.create(model="gpt-5-codex", input="Weather in Paris?", tools=RESPONSE_TOOLS,
+                                        reasoning={"effort": "low", "summary": "auto"})
+        call = next(i for i in first.output if i.type == "function_call")
+        self.assertEqual(json.loads(call.arguments), {"city": "Paris"})
+        second = client.responses.create(model="gpt-5-codex", previous_response_id=first.id, tools=RESPONSE_TOOLS,
+                                         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "21 C"}])
+        self.assertEqual(second.output_text, "It is 21 degrees in Paris.")
+
+    def test_stateless_loop_resending_items(self):
+        first = client.responses.create(model="gpt-5-codex", input="Weather in Paris?", tools=RESPONSE_TOOLS, store=False,
+                                        include=["reasoning.encrypted_content"])
+        items = [{"role": "user", "content": "Weather in Paris?"}] + [i.model_dump(exclude_none=True) for i in first.output]
+        call = next(i for i in first.output if i.type == "function_call")
+        items.append({"type": "function_call_output", "call_id": call.call_id, "output": "21 C"})
+        second = client.responses.create(model="gpt-5-codex", input=items, tools=RESPONSE_TOOLS, store=False)
+        self.assertEqual(second.output_text, "It is 21 degrees in Paris.")
+
+    def test_stream(self):
+        with client.responses.stream(model="gpt-5-codex", input="Weather in Paris?", tools=RESPONSE_TOOLS) as stream:
+            kinds = [e.type for e in stream]
+            final = stream.get_final_response()
+        self.assertEqual(kinds[0], "response.created")
+        self.assertEqual(kinds[-1], "response.completed")
+        self.assertIn("response.function_call_arguments.done", kinds)
+        self.assertEqual([i.type for i in final.output], ["function_call"])
+
+    def test_stream_text(self):
+        with client.responses.stream(model=MODEL, input="Hello") as stream:
+            text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        self.assertEqual(text, "Hello there")
+
+
 if __name__ == "__main__":
     unittest.main()

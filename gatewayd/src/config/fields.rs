@@ -54,6 +54,7 @@ pub const FIELDS: &[Field] = &[
     field("models.groups", true),
     field("models.image_fetch", true),
     field("vertex.base_url", true),
+    field("responses.store_days", true),
 ];
 
 pub fn find_field(name: &str) -> Option<&'static Field> {

@@ -29,6 +29,20 @@ pub struct Config {
     pub logs: LogsConfig,
     pub models: ModelsConfig,
     pub vertex: VertexConfig,
+    pub responses: ResponsesConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponsesConfig {
+    /// Stored Responses API responses (for `previous_response_id`) are deleted after this.
+    pub store_days: u64,
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        ResponsesConfig { store_days: 30 }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -258,6 +272,9 @@ pub(crate) fn validate(c: &Config) -> Result<(), ConfigError> {
         if c.upstream.proxies[..i].contains(proxy) {
             return Err(ConfigError::new(format!("upstream.proxies[{i}]"), "is listed twice"));
         }
+    }
+    if c.responses.store_days == 0 {
+        return Err(ConfigError::new("responses.store_days", "must be at least 1"));
     }
     validate_url(&c.vertex.base_url, &["http", "https"]).map_err(|m| ConfigError::new("vertex.base_url", m))?;
     for (pattern, model) in &c.models.aliases {

@@ -37,6 +37,7 @@ impl Call<'_> {
 pub mod gemini;
 pub mod openai;
 pub mod passthrough;
+pub mod responses;
 pub mod schema;
 pub mod signature;
 pub mod wire;

@@ -5,6 +5,7 @@
 mod keys;
 mod logs;
 mod resources;
+mod responses;
 mod rollup;
 mod settings;
 
@@ -15,6 +16,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 
 pub use self::keys::{KeyRow, KeyUsage};
 pub use self::logs::{LogFilter, StatsBy, StatsGroup, StoredError, StoredRequest};
+pub use self::responses::StoredResponse;
 pub use self::rollup::Latencies;
 
 const SCHEMA: &str = include_str!("../../../schema.sql");
@@ -22,7 +24,7 @@ const SCHEMA: &str = include_str!("../../../schema.sql");
 /// `invalid` only for counted transient failures are returned to rotation. 3: `key_history`
 /// keeps only a hash of each key. 4: per-minute and per-hour rollups of the request log and `keys.last_used`,
 /// filled from the existing log. 5: `resources`, the key-affinity bindings.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -219,6 +221,17 @@ impl Store {
             tx.pragma_update(None, "user_version", 7)?;
             tx.commit()?;
         }
+        let version: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version == 7 {
+            let tx = c.transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE stored_responses (id TEXT PRIMARY KEY, owner TEXT NOT NULL, key_id INTEGER NOT NULL,
+                     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, response TEXT NOT NULL,
+                     conversation TEXT NOT NULL);",
+            )?;
+            tx.pragma_update(None, "user_version", 8)?;
+            tx.commit()?;
+        }
         Ok(())
     }
 
@@ -379,7 +392,7 @@ mod tests {
         s.conn()
             .unwrap()
             .execute_batch(
-                "ALTER TABLE keys DROP COLUMN kind; ALTER TABLE keys DROP COLUMN key_group; ALTER TABLE keys DROP COLUMN project;
+                "DROP TABLE stored_responses; ALTER TABLE keys DROP COLUMN kind; ALTER TABLE keys DROP COLUMN key_group; ALTER TABLE keys DROP COLUMN project;
                  ALTER TABLE keys DROP COLUMN note; ALTER TABLE request_log DROP COLUMN resource; DROP TABLE resources; DROP TABLE request_rollup; DROP TABLE attempt_rollup; ALTER TABLE keys DROP COLUMN last_used;
                  PRAGMA user_version = 3;",
             )

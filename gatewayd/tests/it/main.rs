@@ -14,4 +14,5 @@ mod native;
 mod openai;
 mod outbound;
 mod process;
+mod responses;
 mod sdk;

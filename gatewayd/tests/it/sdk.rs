@@ -27,7 +27,7 @@ async fn run_sdk_tests(file: &str) {
         .keys(&[key(1), key(2)])
         .set("models.hidden", "[\"gemini-2.5-flash-lite\"]")
         // OpenAI's speech model names reach a Gemini TTS model, as the example config documents.
-        .set("models.aliases", r#"{"tts-1*" = "gemini-2.5-flash-preview-tts", "claude-*" = "gemini-3-pro-preview"}"#)
+        .set("models.aliases", r#"{"tts-1*" = "gemini-2.5-flash-preview-tts", "claude-*" = "gemini-3-pro-preview", "gpt-5*" = "gemini-3-pro-preview"}"#)
         .start()
         .await;
     let out = tokio::time::timeout(

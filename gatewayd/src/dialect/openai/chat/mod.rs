@@ -1,6 +1,6 @@
 //! The OpenAI chat-completions dialect, by noun: the request, the whole answer, the stream.
 
-mod request;
+pub(crate) mod request;
 mod response;
 mod stream;
 #[cfg(test)]

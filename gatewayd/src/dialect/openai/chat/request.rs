@@ -187,7 +187,7 @@ fn convert_messages(messages: &[Value], opts: &Options, body: &mut GenerateReque
     Ok(system)
 }
 
-fn parse_arguments(v: Option<&Value>, field: &str) -> Result<Value, BadRequest> {
+pub(crate) fn parse_arguments(v: Option<&Value>, field: &str) -> Result<Value, BadRequest> {
     match v {
         None | Some(Value::Null) => Ok(json!({})),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(json!({})),
@@ -265,7 +265,7 @@ fn content_parts(content: &Value, field: &str, opts: &Options) -> Result<Vec<Par
     }
 }
 
-fn inline_from_url(url: &str, field: &str, opts: &Options) -> Result<Part, BadRequest> {
+pub(crate) fn inline_from_url(url: &str, field: &str, opts: &Options) -> Result<Part, BadRequest> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (meta, data) = rest.split_once(',').ok_or_else(|| bad(field, "malformed data: URL"))?;
         let mime = meta.strip_suffix(";base64").ok_or_else(|| bad(field, "data: URL must be base64-encoded"))?;
