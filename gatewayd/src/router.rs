@@ -261,7 +261,7 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body>
                 responses::handle(&state, rest, &parts.method, &parts.headers, body, presented).await
             }
             Route::SharedModels { rest } | Route::OpenAi { rest } => {
-                openai::handle(&state, rest, &parts.method, &parts.headers, body).await
+                openai::handle(&state, rest, &parts.method, &parts.headers, body, presented).await
             }
             Route::Anthropic { rest } => anthropic::handle(&state, rest, &parts.method, &parts.headers, body).await,
             Route::OpenAiPassthrough { rest } => {

@@ -205,5 +205,44 @@ class Responses(unittest.TestCase):
         self.assertEqual(text, "Hello there")
 
 
+
+class ToolSchemas(unittest.TestCase):
+    """Tool schemas agents really send reach Gemini in a form it accepts (the fake refuses, as
+    Google does, keywords Gemini's Schema lacks and non-string enums)."""
+
+    def test_a_nested_pydantic_tool(self):
+        import enum
+        from typing import Optional
+
+        import pydantic
+
+        class Unit(str, enum.Enum):
+            c = "c"
+            f = "f"
+
+        class Address(pydantic.BaseModel):
+            city: str
+            zip: Optional[str] = None
+
+        class GetWeather(pydantic.BaseModel):
+            home: Address
+            unit: Unit
+            days: int = pydantic.Field(json_schema_extra={"enum": [1, 3, 7]})
+
+        tool = openai.pydantic_function_tool(GetWeather)
+        self.assertIn("$defs", json.dumps(tool))
+        r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Weather?"}], tools=[tool])
+        self.assertEqual(r.choices[0].finish_reason, "tool_calls")
+
+    def test_an_mcp_style_schema_with_const_and_formats(self):
+        tool = {"type": "function", "function": {"name": "fetch", "description": "Fetch a URL", "parameters": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "additionalProperties": False,
+            "properties": {"url": {"type": "string", "format": "uri"}, "method": {"const": "GET"},
+                           "retries": {"type": "integer", "enum": [0, 1, 2], "exclusiveMaximum": 3}},
+            "required": ["url"]}}}
+        r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Fetch it"}], tools=[tool])
+        self.assertEqual(r.choices[0].message.tool_calls[0].function.name, "fetch")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -28,6 +28,9 @@ pub struct GenerateRequest {
     pub generation_config: GenerationConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub safety_settings: Vec<SafetySetting>,
+    /// `cachedContents/{id}` the request builds on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_content: Option<String>,
 }
 
 /// The harm categories `models.safety_settings` covers.

@@ -396,3 +396,51 @@ async fn imagen_predict_passes_through_the_pool() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_chat_route_takes_googles_extension_and_follows_its_cache() {
+    let (fake, gw) = pool(3).await;
+    let create = json!({"model": "models/gemini-2.5-flash", "contents": [{"role": "user", "parts": [{"text": "a long document"}]}], "ttl": "600s"});
+    let cache =
+        gw.post("/v1beta/cachedContents", create.to_string()).await.json()["name"].as_str().unwrap().to_string();
+    let owner = fake.requests().last().unwrap().key.clone();
+    let bearer = format!("Bearer {TOKEN}");
+    for wrap in [false, true] {
+        let google = json!({"cached_content": cache, "thinking_config": {"thinking_budget": 512, "include_thoughts": true},
+                            "safety_settings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]});
+        let mut body = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "Summarise it"}]});
+        if wrap {
+            body["extra_body"] = json!({"google": google});
+        } else {
+            body["google"] = google;
+        }
+        for _ in 0..2 {
+            let r = gw
+                .request(
+                    Method::POST,
+                    "/v1/chat/completions",
+                    &[("authorization", &bearer), ("content-type", "application/json")],
+                    body.to_string(),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            let sent = fake.requests().pop().unwrap();
+            assert_eq!(sent.key, owner, "the cache's key serves it, whatever round-robin says");
+            let sent: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+            assert_eq!(sent["cachedContent"], cache.as_str());
+            assert_eq!(
+                sent["generationConfig"]["thinkingConfig"],
+                json!({"thinkingBudget": 512, "includeThoughts": true})
+            );
+            assert_eq!(
+                sent["safetySettings"][0],
+                json!({"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"})
+            );
+        }
+    }
+    let bad = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}], "google": {"cached_content": "nope"}});
+    let r = gw.request(Method::POST, "/v1/chat/completions", &[("authorization", &bearer)], bad.to_string()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("google.cached_content"));
+    gw.stop().await;
+}

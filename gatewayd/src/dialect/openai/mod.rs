@@ -35,9 +35,10 @@ pub async fn handle(
     method: &Method,
     headers: &HeaderMap,
     body: Bytes,
+    token: &str,
 ) -> Result<Response<Body>, ApiError> {
     match (method, rest) {
-        (&Method::POST, "/chat/completions") => chat(state, headers, body).await,
+        (&Method::POST, "/chat/completions") => chat(state, headers, body, token).await,
         (&Method::POST, "/embeddings") => embeddings(state, headers, body).await,
         (&Method::POST, "/images/generations") => generate_images(state, headers, body).await,
         (&Method::POST, "/audio/speech") => speech(state, headers, body).await,
@@ -75,7 +76,7 @@ fn created() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, ApiError> {
+async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes, token: &str) -> Result<Response<Body>, ApiError> {
     // Each stage frees what it read before the next one builds, so a large body is held at most
     // twice (raw and parsed, parsed and translated, translated and serialized), never all at once
     // for the whole request.
@@ -99,8 +100,18 @@ async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes) -> Result<Re
     drop(req);
     refuse_hidden(&cfg, &chat.upstream_model, &chat.model)?;
     let method = if chat.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
-    let (plan, out) =
+    let (mut plan, out) =
         gemini_call("chat.completions", &chat.upstream_model, method, headers, (&chat.body, size_hint), chat.stream);
+    // A cached content (Google's `extra_body.google.cached_content`) lives on the key that made it.
+    if let Some(cache) = &chat.body.cached_content
+        && let Some(key) = state.affinity.resolve(
+            std::slice::from_ref(cache),
+            &crate::affinity::Owner::of_token(token),
+            state.now(),
+        )?
+    {
+        plan.keys = crate::dialect::owned::pinned(state, cache, key)?;
+    }
     drop(chat.body);
     let render = Chat { model: chat.model, include_usage: chat.include_usage };
     Ok(proxy::serve(state, plan, out, render).await)

@@ -100,8 +100,51 @@ pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadReque
         body.tool_config = Some(ToolConfig { function_calling_config: tool_choice(choice)? });
     }
     body.generation_config = generation_config(obj, upstream_model.as_str(), opts)?;
+    google_extension(obj, &mut body)?;
     body.apply_safety(opts.safety);
     Ok(ChatRequest { model, upstream_model, stream, include_usage, body })
+}
+
+/// Google's own extension of the chat API, as its compatibility layer takes it: `google` (what
+/// `extra_body={"google": …}` puts in the body) or `extra_body.google`, with `thinking_config`,
+/// `cached_content` and `safety_settings` in Gemini's terms. They win over what the gateway
+/// would otherwise set.
+fn google_extension(obj: &Map<String, Value>, body: &mut GenerateRequest) -> Result<(), BadRequest> {
+    let Some(g) = obj.get("google").or_else(|| obj.get("extra_body").and_then(|e| e.get("google"))) else {
+        return Ok(());
+    };
+    if let Some(tc) = g.get("thinking_config").filter(|t| !t.is_null()) {
+        let budget = match tc.get("thinking_budget") {
+            None | Some(Value::Null) => -1,
+            Some(v) => v.as_i64().ok_or_else(|| bad("google.thinking_config.thinking_budget", "must be an integer"))?,
+        };
+        let include = tc.get("include_thoughts").and_then(Value::as_bool);
+        body.generation_config.thinking_config =
+            Some(ThinkingConfig { thinking_budget: budget, include_thoughts: include });
+    }
+    if let Some(cc) = g.get("cached_content").filter(|c| !c.is_null()) {
+        let name = cc
+            .as_str()
+            .and_then(crate::affinity::cache_name)
+            .ok_or_else(|| bad("google.cached_content", "must name a cached content: cachedContents/{id}"))?;
+        body.cached_content = Some(name);
+    }
+    if let Some(list) = g.get("safety_settings").filter(|s| !s.is_null()) {
+        let list = list.as_array().ok_or_else(|| bad("google.safety_settings", "must be an array"))?;
+        for (i, s) in list.iter().enumerate() {
+            let field = |f: &str| {
+                s.get(f)
+                    .and_then(Value::as_str)
+                    .map(String::from)
+                    .ok_or_else(|| bad(format!("google.safety_settings[{i}].{f}"), "required"))
+            };
+            body.safety_settings.push(crate::dialect::wire::SafetySetting {
+                category: field("category")?,
+                threshold: field("threshold")?,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The messages as Gemini turns in `body`; returns the system parts.
