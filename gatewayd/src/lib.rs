@@ -12,10 +12,10 @@
 //! | module | owns |
 //! |---|---|
 //! | `server`, `router`, `auth`, `body`, `error` | the edge: connections, routes, tokens, the body type, errors in each dialect's shape |
-//! | `dialect/` | PURE client dialects: `gemini` (native, body untouched), `openai/` (`chat/{request,response,stream}`, `embeddings`), `passthrough`; shared `wire` (typed Gemini structs and stream decoder), `schema`, `signature`; the pool-owned resources `files` (resumable uploads), `caches`, `operations` (batches, long-running operations), `interactions` over `owned` |
+//! | `dialect/` | PURE client dialects: `gemini` (native, body untouched), `openai/` (`chat/{request,response,stream}`, `embeddings`, `images`, `speech`), `responses/` (`request`, `build`: one builder for stream and whole), `anthropic/` (`request`, `response`, `stream`), `vertex` (Vertex AI Express), `passthrough`; shared `wire` (typed Gemini structs and stream decoder), `schema`, `signature`; the pool-owned resources `files` (resumable uploads), `caches`, `operations` (batches, long-running operations), `interactions` over `owned` |
 //! | `affinity` | key affinity: which key and client token own each resource (memory for the hot path, `store/resources` for restarts), references found in bodies, upload sessions |
 //! | `proxy/` | the one seam every route uses: `serve`, the attempt loop, `policy` (PURE decisions), `relay` (streams), `ledger` (one log record per request) |
-//! | `keypool`, `throttle`, `outcome` | PURE key health and selection, egress throttling, what an answer means for its key |
+//! | `keypool/` (`health`, `labels`), `throttle`, `outcome`, `egress` | PURE key health, labels and selection by kind and group, egress throttling, what an answer means for its key, which proxy each key leaves through |
 //! | `models`, `catalog` | checked model names and the operator's model rules; model lists |
 //! | `upstream`, `image_fetch` | the one outbound client and the request it sends; image fetches |
 //! | `config/`, `settings`, `live`, `secret` | config structs, layers and field registry; runtime settings; the swapped snapshot; the masking newtype |
