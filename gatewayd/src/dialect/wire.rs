@@ -33,6 +33,9 @@ pub struct GenerateRequest {
     pub cached_content: Option<String>,
 }
 
+/// Google's documented stand-in signature for function calls that did not come from Gemini.
+pub const FOREIGN_CALL_SIGNATURE: &str = "skip_thought_signature_validator";
+
 /// The harm categories `models.safety_settings` covers.
 pub const SAFETY_CATEGORIES: &[&str] = &[
     "HARM_CATEGORY_HARASSMENT",
@@ -53,6 +56,23 @@ impl GenerateRequest {
             if !self.safety_settings.iter().any(|s| s.category == *category) {
                 self.safety_settings
                     .push(SafetySetting { category: category.to_string(), threshold: threshold.to_string() });
+            }
+        }
+    }
+
+    /// Gemini 3 checks the signature of the first function call of each model turn (it signs
+    /// only that one of parallel calls). A turn whose first call has none never came from
+    /// Gemini through the gateway (its ids carry every signature Gemini gave), so that call gets
+    /// the value Google documents for such turns; later calls are left as they are.
+    pub fn sign_foreign_calls(&mut self, model: &str) {
+        if !model.starts_with("gemini-3") {
+            return;
+        }
+        for content in self.contents.iter_mut().filter(|c| c.role == Role::Model) {
+            if let Some(first) = content.parts.iter_mut().find(|p| p.function_call.is_some())
+                && first.thought_signature.is_none()
+            {
+                first.thought_signature = Some(FOREIGN_CALL_SIGNATURE.to_string());
             }
         }
     }
@@ -466,6 +486,33 @@ mod tests {
         assert_eq!(v["generationConfig"], json!({"maxOutputTokens": 5}));
         assert_eq!(v["safetySettings"].as_array().unwrap().len(), SAFETY_CATEGORIES.len());
         assert!(v.get("systemInstruction").is_none() && v.get("toolConfig").is_none());
+    }
+
+    #[test]
+    fn only_calls_that_never_came_from_gemini_get_the_stand_in_signature() {
+        let turns = || {
+            let mut r = GenerateRequest::default();
+            r.push_turn(Role::User, vec![Part::text("go")]);
+            // Parallel calls of one step: Gemini signs the first; the second keeps none.
+            r.push_turn(
+                Role::Model,
+                vec![Part::call("a", json!({}), Some("S1".into())), Part::call("b", json!({}), None)],
+            );
+            r.push_turn(Role::User, vec![Part::response("a", json!({})), Part::response("b", json!({}))]);
+            r.push_turn(Role::Model, vec![Part::call("c", json!({}), None)]);
+            r
+        };
+        let mut g3 = turns();
+        g3.sign_foreign_calls("gemini-3-pro-preview");
+        let sig =
+            |r: &GenerateRequest, turn: usize, part: usize| r.contents[turn].parts[part].thought_signature.clone();
+        assert_eq!(sig(&g3, 1, 0).as_deref(), Some("S1"), "Gemini's own is kept");
+        assert_eq!(sig(&g3, 1, 1), None, "a parallel call Gemini left unsigned stays so");
+        assert_eq!(sig(&g3, 3, 0).as_deref(), Some(FOREIGN_CALL_SIGNATURE));
+        assert_eq!(g3.contents[2].parts[0].thought_signature, None, "responses carry none");
+        let mut older = turns();
+        older.sign_foreign_calls("gemini-2.5-flash");
+        assert_eq!(older, turns(), "models before Gemini 3 need no stand-in");
     }
 
     #[test]

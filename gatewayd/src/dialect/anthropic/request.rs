@@ -85,6 +85,7 @@ pub fn messages_request(req: &Value, opts: &Options) -> Result<MessagesRequest, 
         body.tool_config = Some(ToolConfig { function_calling_config: tool_choice(choice)? });
     }
     body.generation_config = generation_config(obj)?;
+    body.sign_foreign_calls(upstream_model.as_str());
     body.apply_safety(opts.safety);
     Ok(MessagesRequest { model, upstream_model, stream, body })
 }

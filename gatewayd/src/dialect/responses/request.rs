@@ -100,6 +100,7 @@ pub fn responses_request(req: &Value, history: &[Value], opts: &Options) -> Resu
         body.tool_config = Some(ToolConfig { function_calling_config: tool_choice(choice)? });
     }
     body.generation_config = generation_config(obj, upstream_model.as_str(), opts)?;
+    body.sign_foreign_calls(upstream_model.as_str());
     body.apply_safety(opts.safety);
     Ok(ResponsesRequest { model, upstream_model, stream, store, input, body })
 }
