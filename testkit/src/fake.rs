@@ -608,17 +608,34 @@ pub fn model_answer(req: &Value) -> Value {
         .iter()
         .flat_map(|c| c["parts"].as_array().cloned().unwrap_or_default())
         .any(|p| p.get("functionResponse").is_some());
-    let tool = req["tools"]
+    let declarations: Vec<&Value> = req["tools"]
         .as_array()
-        .and_then(|t| t.iter().find_map(|t| t["functionDeclarations"][0]["name"].as_str().map(String::from)));
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t["functionDeclarations"].as_array().into_iter().flatten())
+        .collect();
+    // A shell tool (Codex's exec_command, Claude Code's Bash) is called with a command it can
+    // run; otherwise the first tool, for Paris.
+    let shell_param = |d: &Value| {
+        let props = d["parameters"]["properties"].as_object()?;
+        ["cmd", "command"].into_iter().find(|p| props.contains_key(*p))
+    };
+    let shell = declarations.iter().find_map(|d| shell_param(d).map(|p| (*d, p)));
+    let declaration = shell.map(|(d, _)| d).or(declarations.first().copied());
+    let tool = declaration.and_then(|d| d["name"].as_str().map(String::from));
+    let shell = shell.map(|(_, p)| p);
     let usage = json!({"promptTokenCount": 7, "candidatesTokenCount": 5, "totalTokenCount": 12});
     let answer = |parts: Value| {
         json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
                                         "usageMetadata": usage, "modelVersion": "gemini-2.5-flash", "responseId": "fake-1"})
     };
     if let (Some(name), false) = (tool, has_result) {
+        let args = match shell {
+            Some(p) => json!({ p: "echo Paris: sunny" }),
+            None => json!({"city": "Paris"}),
+        };
         return answer(
-            json!([{"functionCall": {"name": name, "args": {"city": "Paris"}}, "thoughtSignature": "ZmFrZS1zaWduYXR1cmU="}]),
+            json!([{"functionCall": {"name": name, "args": args}, "thoughtSignature": "ZmFrZS1zaWduYXR1cmU="}]),
         );
     }
     if has_result {

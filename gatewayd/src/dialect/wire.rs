@@ -77,6 +77,15 @@ impl GenerateRequest {
         }
     }
 
+    /// Models before Gemini 3 refuse Google Search beside function declarations: there the
+    /// functions, which the client's loop depends on, are kept and the search dropped.
+    pub fn keep_search_where_allowed(&mut self, model: &str) {
+        let functions = self.tools.iter().any(|t| matches!(t, Tool::FunctionDeclarations(_)));
+        if functions && !model.starts_with("gemini-3") {
+            self.tools.retain(|t| !matches!(t, Tool::GoogleSearch(_)));
+        }
+    }
+
     /// Gemini wants alternating turns: consecutive parts of one role join one turn (several tool
     /// results answer several calls in one turn, as Gemini requires).
     pub fn push_turn(&mut self, role: Role, parts: Vec<Part>) {

@@ -2,6 +2,7 @@
 //! FakeGemini.
 
 mod admin;
+mod agents;
 mod anthropic;
 mod blame;
 mod edge;

@@ -73,14 +73,16 @@ pub fn messages_request(req: &Value, opts: &Options) -> Result<MessagesRequest, 
     let mut body = GenerateRequest::default();
     let messages =
         obj.get("messages").and_then(Value::as_array).ok_or_else(|| bad("messages", "required: an array"))?;
-    convert_messages(messages, opts, &mut body)?;
-    let system = system_parts(obj.get("system"))?;
+    let later_system = convert_messages(messages, opts, &mut body)?;
+    let mut system = system_parts(obj.get("system"))?;
+    system.extend(later_system);
     if !system.is_empty() {
         body.system_instruction = Some(SystemInstruction { parts: system });
     }
     if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
         body.tools = tools_of(tools)?;
     }
+    body.keep_search_where_allowed(upstream_model.as_str());
     if let Some(choice) = obj.get("tool_choice").filter(|c| !c.is_null()) {
         body.tool_config = Some(ToolConfig { function_calling_config: tool_choice(choice)? });
     }
@@ -109,15 +111,24 @@ fn system_parts(system: Option<&Value>) -> Result<Vec<Part>, BadRequest> {
     }
 }
 
-fn convert_messages(messages: &[Value], opts: &Options, body: &mut GenerateRequest) -> Result<(), BadRequest> {
+/// The messages as Gemini turns in `body`; returns the text of `system` messages (Claude Code
+/// sends some among the turns), which joins the system instruction.
+fn convert_messages(messages: &[Value], opts: &Options, body: &mut GenerateRequest) -> Result<Vec<Part>, BadRequest> {
     // Tool results name their call by id; Gemini names it by function name.
     let mut call_names: HashMap<String, String> = HashMap::new();
+    let mut system = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let field = format!("messages[{i}]");
         let role = match m.get("role").and_then(Value::as_str) {
             Some("user") => Role::User,
             Some("assistant") => Role::Model,
-            Some(other) => return Err(bad(format!("{field}.role"), format!("{other:?}: use user or assistant"))),
+            Some("system") => {
+                system.extend(system_parts(m.get("content")).map_err(|e| bad(format!("{field}.content"), e.message))?);
+                continue;
+            }
+            Some(other) => {
+                return Err(bad(format!("{field}.role"), format!("{other:?}: use user, assistant or system")));
+            }
             None => return Err(bad(format!("{field}.role"), "required")),
         };
         let mut parts = Vec::new();
@@ -145,7 +156,7 @@ fn convert_messages(messages: &[Value], opts: &Options, body: &mut GenerateReque
     if body.contents.is_empty() {
         return Err(bad("messages", "no message with content"));
     }
-    Ok(())
+    Ok(system)
 }
 
 fn block(
@@ -409,7 +420,12 @@ mod tests {
         assert_eq!(v["toolConfig"]["functionCallingConfig"], json!({"mode": "ANY", "allowedFunctionNames": ["f"]}));
         let err = |v: Value| convert(v).unwrap_err().field;
         assert_eq!(err(json!({"max_tokens": 5, "messages": []})), "model");
-        assert_eq!(err(json!({"model": "m", "messages": [{"role": "system", "content": "x"}]})), "messages[0].role");
+        assert_eq!(err(json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]})), "messages[0].role");
+        let r = convert(json!({"model": "m", "system": "A", "messages": [{"role": "user", "content": "x"}, {"role": "system", "content": "B"}]})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&r.body).unwrap()["systemInstruction"],
+            json!({"parts": [{"text": "A"}, {"text": "B"}]})
+        );
         assert_eq!(
             err(
                 json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_x"}]}]})

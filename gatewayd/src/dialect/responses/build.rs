@@ -33,6 +33,8 @@ pub struct Setup {
     pub echo: serde_json::Map<String, Value>,
     /// `include: ["reasoning.encrypted_content"]`.
     pub encrypted_reasoning: bool,
+    /// The namespace of functions declared inside `namespace` tools.
+    pub namespaces: std::collections::HashMap<String, String>,
 }
 
 pub struct Builder {
@@ -232,6 +234,9 @@ impl Builder {
                 let (index, id) = (self.output.len(), self.item_id("fc"));
                 let mut item = json!({"id": id, "type": "function_call", "status": "in_progress", "call_id": call_id,
                                       "name": &*call.name, "arguments": ""});
+                if let Some(ns) = self.setup.namespaces.get(&*call.name) {
+                    item["namespace"] = json!(ns);
+                }
                 self.event("response.output_item.added", json!({"output_index": index, "item": item}), &mut out);
                 self.event(
                     "response.function_call_arguments.delta",
@@ -326,6 +331,7 @@ mod tests {
             model: "gpt-5-codex".into(),
             echo: echo_of(&json!({"tools": [{"type": "function", "name": "shell"}]})),
             encrypted_reasoning: true,
+            namespaces: Default::default(),
         }
     }
 

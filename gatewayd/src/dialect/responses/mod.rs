@@ -203,7 +203,7 @@ async fn create(
         safety: &cfg.models.safety_settings,
         images: Some(&images),
     };
-    let r = request::responses_request(&req, &history, &opts).map_err(bad)?;
+    let mut r = request::responses_request(&req, &history, &opts).map_err(bad)?;
     if models::is_hidden(&cfg.models, r.upstream_model.as_str()) {
         return Err(ApiError::NotFound(format!("The model '{}' does not exist", r.model)));
     }
@@ -219,6 +219,7 @@ async fn create(
         model: r.model.clone(),
         echo: echo_of(&req),
         encrypted_reasoning: include.iter().any(|i| i == "reasoning.encrypted_content"),
+        namespaces: std::mem::take(&mut r.namespaces),
     };
     let model = r.upstream_model.to_string();
     let method = if r.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };

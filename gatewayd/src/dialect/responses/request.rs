@@ -27,6 +27,8 @@ pub struct ResponsesRequest {
     pub store: bool,
     /// The request's own input as items (a string input becomes one user message), to store.
     pub input: Vec<Value>,
+    /// The namespace of each function declared inside a `namespace` tool, for its calls' items.
+    pub namespaces: HashMap<String, String>,
     pub body: GenerateRequest,
 }
 
@@ -93,16 +95,18 @@ pub fn responses_request(req: &Value, history: &[Value], opts: &Options) -> Resu
     if !system.is_empty() {
         body.system_instruction = Some(SystemInstruction { parts: system });
     }
+    let mut namespaces = HashMap::new();
     if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
-        body.tools.extend(tools_of(tools)?);
+        body.tools.extend(tools_of(tools, &mut namespaces)?);
     }
+    body.keep_search_where_allowed(upstream_model.as_str());
     if let Some(choice) = obj.get("tool_choice").filter(|c| !c.is_null()) {
         body.tool_config = Some(ToolConfig { function_calling_config: tool_choice(choice)? });
     }
     body.generation_config = generation_config(obj, upstream_model.as_str(), opts)?;
     body.sign_foreign_calls(upstream_model.as_str());
     body.apply_safety(opts.safety);
-    Ok(ResponsesRequest { model, upstream_model, stream, store, input, body })
+    Ok(ResponsesRequest { model, upstream_model, stream, store, input, namespaces, body })
 }
 
 fn convert_item(
@@ -204,21 +208,37 @@ fn content_parts(content: &Value, f: &str, opts: &Options) -> Result<Vec<Part>, 
     }
 }
 
-fn tools_of(tools: &Value) -> Result<Vec<Tool>, BadRequest> {
+fn declaration(t: &Value, f: &str) -> Result<FunctionDeclaration, BadRequest> {
+    let name = t.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("{f}.name"), "required"))?;
+    let description = t.get("description").and_then(Value::as_str).map(String::from);
+    let parameters = t.get("parameters").filter(|p| !p.is_null()).map(clean_schema).filter(|p| {
+        !(p.get("type") == Some(&json!("object"))
+            && p.get("properties").and_then(Value::as_object).is_none_or(|o| o.is_empty()))
+    });
+    Ok(FunctionDeclaration { name: name.to_string(), description, parameters })
+}
+
+fn tools_of(tools: &Value, namespaces: &mut HashMap<String, String>) -> Result<Vec<Tool>, BadRequest> {
     let list = tools.as_array().ok_or_else(|| bad("tools", "must be an array"))?;
     let mut out = Vec::new();
     let mut declarations = Vec::new();
     for (i, t) in list.iter().enumerate() {
         match t.get("type").and_then(Value::as_str) {
-            Some("function") => {
-                let name =
+            Some("function") => declarations.push(declaration(t, &format!("tools[{i}]"))?),
+            // A group of functions (Codex's sub-agent tools): each is declared; its calls name the
+            // namespace again.
+            Some("namespace") => {
+                let ns =
                     t.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("tools[{i}].name"), "required"))?;
-                let description = t.get("description").and_then(Value::as_str).map(String::from);
-                let parameters = t.get("parameters").filter(|p| !p.is_null()).map(clean_schema).filter(|p| {
-                    !(p.get("type") == Some(&json!("object"))
-                        && p.get("properties").and_then(Value::as_object).is_none_or(|o| o.is_empty()))
-                });
-                declarations.push(FunctionDeclaration { name: name.to_string(), description, parameters });
+                for (j, inner) in t.get("tools").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                    let f = format!("tools[{i}].tools[{j}]");
+                    if inner.get("type").and_then(Value::as_str) != Some("function") {
+                        return Err(bad(format!("{f}.type"), "a namespace holds function tools"));
+                    }
+                    let d = declaration(inner, &f)?;
+                    namespaces.insert(d.name.clone(), ns.to_string());
+                    declarations.push(d);
+                }
             }
             Some("web_search" | "web_search_preview" | "web_search_2025_08_26") => {
                 out.push(Tool::GoogleSearch(Empty {}));
@@ -226,7 +246,7 @@ fn tools_of(tools: &Value) -> Result<Vec<Tool>, BadRequest> {
             other => {
                 return Err(bad(
                     format!("tools[{i}].type"),
-                    format!("unsupported tool type {other:?}: use function or web_search"),
+                    format!("unsupported tool type {other:?}: use function, namespace or web_search"),
                 ));
             }
         }
