@@ -77,6 +77,40 @@ impl GenerateRequest {
         }
     }
 
+    /// Gemini pairs function responses with the calls of the model turn before them in order;
+    /// a client may answer parallel calls in any order, so each user turn's responses are put in
+    /// the order of the calls they answer (by name, each call once); other parts keep their place
+    /// after them.
+    pub fn order_responses(&mut self) {
+        for i in 1..self.contents.len() {
+            if self.contents[i].role != Role::User || self.contents[i - 1].role != Role::Model {
+                continue;
+            }
+            let calls: Vec<String> = self.contents[i - 1]
+                .parts
+                .iter()
+                .filter_map(|p| p.function_call.as_ref().map(|c| c.name.clone()))
+                .collect();
+            let parts = &mut self.contents[i].parts;
+            if calls.len() < 2 || parts.iter().filter(|p| p.function_response.is_some()).count() < 2 {
+                continue;
+            }
+            let (mut responses, rest): (Vec<Part>, Vec<Part>) =
+                std::mem::take(parts).into_iter().partition(|p| p.function_response.is_some());
+            let mut ordered = Vec::with_capacity(responses.len() + rest.len());
+            for name in &calls {
+                if let Some(at) =
+                    responses.iter().position(|r| r.function_response.as_ref().is_some_and(|f| &f.name == name))
+                {
+                    ordered.push(responses.remove(at));
+                }
+            }
+            ordered.extend(responses);
+            ordered.extend(rest);
+            *parts = ordered;
+        }
+    }
+
     /// Models before Gemini 3 refuse Google Search beside function declarations: there the
     /// functions, which the client's loop depends on, are kept and the search dropped.
     pub fn keep_search_where_allowed(&mut self, model: &str) {
@@ -522,6 +556,36 @@ mod tests {
         let mut older = turns();
         older.sign_foreign_calls("gemini-2.5-flash");
         assert_eq!(older, turns(), "models before Gemini 3 need no stand-in");
+    }
+
+    #[test]
+    fn parallel_calls_get_their_responses_in_geminis_order() {
+        let mut r = GenerateRequest::default();
+        r.push_turn(Role::User, vec![Part::text("go")]);
+        r.push_turn(
+            Role::Model,
+            vec![
+                Part::call("a", json!({}), Some("S".into())),
+                Part::call("b", json!({}), None),
+                Part::call("a", json!({"n": 2}), None),
+            ],
+        );
+        r.push_turn(
+            Role::User,
+            vec![
+                Part::response("b", json!({"r": "b"})),
+                Part::text("note"),
+                Part::response("a", json!({"r": "a1"})),
+                Part::response("a", json!({"r": "a2"})),
+            ],
+        );
+        r.order_responses();
+        let order: Vec<Value> = r.contents[2]
+            .parts
+            .iter()
+            .map(|p| p.function_response.as_ref().map_or(json!("text"), |f| f.response["r"].clone()))
+            .collect();
+        assert_eq!(order, [json!("a1"), json!("b"), json!("a2"), json!("text")]);
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub fn messages_request(req: &Value, opts: &Options) -> Result<MessagesRequest, 
     }
     body.generation_config = generation_config(obj)?;
     body.sign_foreign_calls(upstream_model.as_str());
+    body.order_responses();
     body.apply_safety(opts.safety);
     Ok(MessagesRequest { model, upstream_model, stream, body })
 }
@@ -403,6 +404,37 @@ mod tests {
             json!({"maxOutputTokens": 1024, "topK": 5, "stopSequences": ["END"],
                    "thinkingConfig": {"thinkingBudget": 2048, "includeThoughts": true}})
         );
+    }
+
+    #[test]
+    fn parallel_calls_answered_out_of_order_reach_gemini_in_its_order() {
+        let a = url_safe_call_id("toolu_", "weather", "{}", 0, Some("U0lH"));
+        let b = url_safe_call_id("toolu_", "time", "{}", 1, None);
+        let r = convert(json!({"model": "gemini-3-pro-preview", "messages": [
+            {"role": "user", "content": "both"},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": a, "name": "weather", "input": {}},
+                {"type": "tool_use", "id": b, "name": "time", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": b, "content": "noon"},
+                {"type": "tool_result", "tool_use_id": a, "content": "sunny"}]}]}))
+        .unwrap();
+        let v = serde_json::to_value(&r.body).unwrap();
+        assert_eq!(
+            v["contents"][1]["parts"][0]["thoughtSignature"], "U0lH",
+            "Gemini's own signature, on the first call"
+        );
+        assert!(
+            v["contents"][1]["parts"][1].get("thoughtSignature").is_none(),
+            "the parallel call Gemini left unsigned"
+        );
+        let names: Vec<&str> = v["contents"][2]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["functionResponse"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["weather", "time"]);
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub fn responses_request(req: &Value, history: &[Value], opts: &Options) -> Resu
     }
     body.generation_config = generation_config(obj, upstream_model.as_str(), opts)?;
     body.sign_foreign_calls(upstream_model.as_str());
+    body.order_responses();
     body.apply_safety(opts.safety);
     Ok(ResponsesRequest { model, upstream_model, stream, store, input, namespaces, body })
 }
