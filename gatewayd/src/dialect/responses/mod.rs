@@ -36,20 +36,30 @@ pub struct Recent {
     map: RwLock<RecentMap>,
 }
 
-/// The responses by id, and their ids oldest first (for eviction).
-type RecentMap = (HashMap<String, Arc<StoredResponse>>, VecDeque<String>);
+/// The responses by id, their ids oldest first (for eviction), and the bytes they hold.
+type RecentMap = (HashMap<String, Arc<StoredResponse>>, VecDeque<String>, usize);
 
+/// At most this many responses, holding at most this many bytes, stay in memory; the database
+/// has them all.
 const RECENT: usize = 512;
+const RECENT_BYTES: usize = 64 << 20;
+
+fn size(r: &StoredResponse) -> usize {
+    r.response.len() + r.conversation.len()
+}
 
 impl Recent {
     fn put(&self, r: Arc<StoredResponse>) {
         let mut g = self.map.write();
-        let (map, order) = &mut *g;
+        let (map, order, bytes) = &mut *g;
+        *bytes += size(&r);
         order.push_back(r.id.clone());
-        map.insert(r.id.clone(), r);
-        while order.len() > RECENT {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
+        if let Some(old) = map.insert(r.id.clone(), r) {
+            *bytes -= size(&old);
+        }
+        while order.len() > RECENT || (*bytes > RECENT_BYTES && order.len() > 1) {
+            if let Some(old) = order.pop_front().and_then(|id| map.remove(&id)) {
+                *bytes -= size(&old);
             }
         }
     }
@@ -59,7 +69,10 @@ impl Recent {
     }
 
     fn forget(&self, id: &str) {
-        self.map.write().0.remove(id);
+        let mut g = self.map.write();
+        if let Some(old) = g.0.remove(id) {
+            g.2 -= size(&old);
+        }
     }
 }
 
@@ -326,5 +339,40 @@ impl Transform for Translate {
 
     fn usage(&self) -> Option<Usage> {
         self.decoder.usage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: &str, bytes: usize) -> Arc<StoredResponse> {
+        let now = chrono::Utc::now();
+        Arc::new(StoredResponse {
+            id: id.into(),
+            owner: "o".into(),
+            key_id: 1,
+            created_at: now,
+            expires_at: now,
+            response: String::new(),
+            conversation: "x".repeat(bytes),
+        })
+    }
+
+    #[test]
+    fn the_recent_set_is_bounded_by_count_and_bytes() {
+        let r = Recent::default();
+        for i in 0..(RECENT + 10) {
+            r.put(stored(&format!("r{i}"), 10));
+        }
+        assert!(r.get("r0").is_none() && r.get(&format!("r{}", RECENT + 9)).is_some());
+        assert_eq!(r.map.read().0.len(), RECENT);
+        // Two big ones: the older goes, the newest always stays.
+        r.put(stored("big1", RECENT_BYTES / 2 + 1));
+        r.put(stored("big2", RECENT_BYTES / 2 + 1));
+        assert!(r.get("big1").is_none() && r.get("big2").is_some());
+        assert!(r.map.read().2 <= RECENT_BYTES + 1 + 10 * RECENT);
+        r.forget("big2");
+        assert!(r.get("big2").is_none());
     }
 }
