@@ -103,6 +103,18 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 
 /// Fetches the images of one request, in order, within one byte budget; each one is
 /// `(mime type, base64 data)`.
+/// The images at `urls`, fetched under `models.image_fetch`, by URL; a URL that cannot be
+/// fetched is the client's 400, naming it (its query redacted of anything shaped like a key).
+pub async fn fetch_map(
+    state: &State,
+    urls: Vec<String>,
+) -> Result<std::collections::HashMap<String, (String, String)>, crate::error::ApiError> {
+    let fetched = fetch_all(state, &urls).await.map_err(|(url, e)| {
+        crate::error::ApiError::BadRequest(format!("image_url {}: {e}", shared::redact_keys_in(&url)))
+    })?;
+    Ok(urls.into_iter().zip(fetched).collect())
+}
+
 pub async fn fetch_all(state: &State, urls: &[String]) -> Result<Vec<(String, String)>, (String, FetchError)> {
     let cfg = state.config.load();
     let policy = Policy::parse(&cfg.models.image_fetch).unwrap_or(Policy::Public);

@@ -57,6 +57,15 @@ pub fn clean_schema(v: &Value) -> Value {
     convert(v, v, &mut Vec::new())
 }
 
+/// A tool's parameters for a function declaration: converted, or none when they describe an
+/// object with no properties (which Gemini refuses, and which says the same as none).
+pub fn tool_parameters(schema: Option<&Value>) -> Option<Value> {
+    let cleaned = clean_schema(schema.filter(|s| !s.is_null())?);
+    let empty_object = cleaned.get("type") == Some(&json!("object"))
+        && cleaned.get("properties").and_then(Value::as_object).is_none_or(|o| o.is_empty());
+    (!empty_object).then_some(cleaned)
+}
+
 fn convert(v: &Value, root: &Value, refs: &mut Vec<String>) -> Value {
     let Some(obj) = v.as_object() else { return v.clone() };
     if let Some(r) = obj.get("$ref").and_then(Value::as_str) {

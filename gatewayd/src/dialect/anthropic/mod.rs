@@ -7,7 +7,6 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,10 +17,8 @@ use crate::body::{Body, json_response};
 use crate::dialect::wire::GenerateResponse;
 use crate::error::{ApiError, Dialect};
 use crate::models;
-use crate::outcome::Expect;
-use crate::proxy::{self, KeyChoice, Plan, Render, Served, forwarded_headers};
+use crate::proxy::{self, Render, Served};
 use crate::state::State;
-use crate::upstream::{KeyPlacement, OutBody, Outgoing};
 use crate::usage::Usage;
 
 pub async fn handle(
@@ -48,11 +45,7 @@ async fn messages(
     let req: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))?;
     drop(body);
-    let urls = request::remote_image_urls(&req);
-    let fetched = crate::image_fetch::fetch_all(state, &urls)
-        .await
-        .map_err(|(url, e)| ApiError::BadRequest(format!("image url {}: {e}", shared::redact_keys_in(&url))))?;
-    let images: HashMap<String, (String, String)> = urls.into_iter().zip(fetched).collect();
+    let images = crate::image_fetch::fetch_map(state, request::remote_image_urls(&req)).await?;
     let cfg = state.config.load();
     let opts = request::Options {
         aliases: Some(&cfg.models.aliases),
@@ -80,23 +73,8 @@ async fn messages(
         ("messages", method, body, m.stream)
     };
     drop(cfg);
-    let plan = Plan {
-        route: route.into(),
-        model: Some(model.clone()),
-        stream,
-        expect: if method == "generateContent" { Expect::Content } else { Expect::Json },
-        keys: KeyChoice::Any,
-    };
-    let mut out_headers = forwarded_headers(headers);
-    out_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    out_headers.remove(header::ACCEPT);
-    let out = Outgoing {
-        method: Method::POST,
-        path_and_query: format!("/v1beta/models/{model}:{method}"),
-        headers: out_headers,
-        body: OutBody::Bytes(Bytes::from(serde_json::to_vec(&body).unwrap_or_default())),
-        placement: KeyPlacement::GoogHeader,
-    };
+    let (plan, out) =
+        crate::dialect::openai::gemini_call(route, &m.upstream_model, method, headers, (&body, 0), stream);
     let render = Messages { model: std::mem::take(&mut m.model), count };
     Ok(proxy::serve(state, plan, out, render).await)
 }

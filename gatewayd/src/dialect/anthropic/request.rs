@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::dialect::openai::bad_request::{BadRequest, bad, checked_model};
-use crate::dialect::schema::clean_schema;
+use crate::dialect::schema::tool_parameters;
 use crate::dialect::signature::signature_from_id;
 use crate::dialect::wire::{
     Empty, FunctionCallingConfig, FunctionDeclaration, GenerateRequest, GenerationConfig, Part, Role,
@@ -280,16 +280,8 @@ fn tools_of(tools: &Value) -> Result<Vec<Tool>, BadRequest> {
         }
         let name = t.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("tools[{i}].name"), "required"))?;
         let description = t.get("description").and_then(Value::as_str).map(String::from);
-        let mut decl = FunctionDeclaration { name: name.to_string(), description, parameters: None };
-        if let Some(schema) = t.get("input_schema").filter(|s| !s.is_null()) {
-            let cleaned = clean_schema(schema);
-            let empty_object = cleaned.get("type") == Some(&json!("object"))
-                && cleaned.get("properties").and_then(Value::as_object).is_none_or(|o| o.is_empty());
-            if !empty_object {
-                decl.parameters = Some(cleaned);
-            }
-        }
-        declarations.push(decl);
+        let parameters = tool_parameters(t.get("input_schema"));
+        declarations.push(FunctionDeclaration { name: name.to_string(), description, parameters });
     }
     if !declarations.is_empty() {
         out.push(Tool::FunctionDeclarations(declarations));
@@ -312,13 +304,7 @@ fn tool_choice(choice: &Value) -> Result<FunctionCallingConfig, BadRequest> {
 }
 
 fn generation_config(obj: &Map<String, Value>) -> Result<GenerationConfig, BadRequest> {
-    let number = |name: &str| -> Result<Option<Number>, BadRequest> {
-        match obj.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => Ok(Some(n.clone())),
-            Some(_) => Err(bad(name, "must be a number")),
-        }
-    };
+    let number = |name: &str| crate::dialect::openai::bad_request::number(obj, name);
     let mut g = GenerationConfig {
         temperature: number("temperature")?,
         top_p: number("top_p")?,

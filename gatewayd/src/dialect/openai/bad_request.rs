@@ -24,3 +24,12 @@ pub(crate) fn checked_model(obj: &Map<String, Value>) -> Result<(String, ModelNa
     let checked = ModelName::parse(model).map_err(|e| bad("model", e.to_string()))?;
     Ok((model.to_string(), checked))
 }
+
+/// An optional number field, kept as the client wrote it (an integer stays an integer).
+pub(crate) fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<serde_json::Number>, BadRequest> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(Some(n.clone())),
+        Some(_) => Err(bad(name, "must be a number")),
+    }
+}

@@ -9,7 +9,6 @@ pub mod embeddings;
 pub mod images;
 pub mod speech;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -83,11 +82,7 @@ async fn chat(state: &Arc<State>, headers: &HeaderMap, body: Bytes, token: &str)
     let req = parse_json(&body)?;
     let size_hint = body.len();
     drop(body);
-    let urls = chat::remote_image_urls(&req);
-    let fetched = image_fetch::fetch_all(state, &urls)
-        .await
-        .map_err(|(url, e)| ApiError::BadRequest(format!("image_url {}: {e}", shared::redact_keys_in(&url))))?;
-    let images: HashMap<String, (String, String)> = urls.into_iter().zip(fetched).collect();
+    let images = image_fetch::fetch_map(state, chat::remote_image_urls(&req)).await?;
     let cfg = state.config.load();
     let opts = Options {
         aliases: Some(&cfg.models.aliases),
@@ -157,8 +152,9 @@ fn refuse_hidden(cfg: &Config, upstream_model: &ModelName, requested: &str) -> R
     }
 }
 
-/// A translated request to a Gemini method; a generateContent answer must carry content.
-fn gemini_call(
+/// A translated request to a Gemini method (of every translating dialect); a generateContent
+/// answer must carry content.
+pub(crate) fn gemini_call(
     route: &'static str,
     model: &ModelName,
     method: &str,

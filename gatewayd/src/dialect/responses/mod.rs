@@ -22,11 +22,9 @@ use crate::dialect::openai::chat::Options;
 use crate::dialect::wire::{GenerateResponse, StreamDecoder, StreamEvent};
 use crate::error::{ApiError, Dialect};
 use crate::models;
-use crate::outcome::Expect;
-use crate::proxy::{self, KeyChoice, Plan, Render, Served, Transform, forwarded_headers};
+use crate::proxy::{self, KeyChoice, Render, Served, Transform};
 use crate::state::State;
 use crate::store::StoredResponse;
-use crate::upstream::{KeyPlacement, OutBody, Outgoing};
 use crate::usage::Usage;
 
 /// Responses stored lately, held in memory too: a client's next turn can follow at once, before
@@ -203,11 +201,7 @@ async fn create(
         None => (Vec::new(), None),
     };
     let input = request::input_items(&req).map_err(bad)?;
-    let urls = request::remote_image_urls(&input);
-    let fetched = crate::image_fetch::fetch_all(state, &urls)
-        .await
-        .map_err(|(url, e)| ApiError::BadRequest(format!("image_url {}: {e}", shared::redact_keys_in(&url))))?;
-    let images: HashMap<String, (String, String)> = urls.into_iter().zip(fetched).collect();
+    let images = crate::image_fetch::fetch_map(state, request::remote_image_urls(&input)).await?;
     let cfg = state.config.load();
     let opts = Options {
         aliases: Some(&cfg.models.aliases),
@@ -234,25 +228,10 @@ async fn create(
         encrypted_reasoning: include.iter().any(|i| i == "reasoning.encrypted_content"),
         namespaces: std::mem::take(&mut r.namespaces),
     };
-    let model = r.upstream_model.to_string();
     let method = if r.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
-    let plan = Plan {
-        route: "responses".into(),
-        model: Some(model.clone()),
-        stream: r.stream,
-        expect: if r.stream { Expect::Anything } else { Expect::Content },
-        keys,
-    };
-    let mut out_headers = forwarded_headers(headers);
-    out_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    out_headers.remove(header::ACCEPT);
-    let out = Outgoing {
-        method: Method::POST,
-        path_and_query: format!("/v1beta/models/{model}:{method}"),
-        headers: out_headers,
-        body: OutBody::Bytes(Bytes::from(serde_json::to_vec(&r.body).unwrap_or_default())),
-        placement: KeyPlacement::GoogHeader,
-    };
+    let (mut plan, out) =
+        crate::dialect::openai::gemini_call("responses", &r.upstream_model, method, headers, (&r.body, 0), r.stream);
+    plan.keys = keys;
     let keeping = r.store.then(|| {
         let mut conversation = history;
         conversation.extend(r.input);

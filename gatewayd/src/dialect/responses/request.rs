@@ -6,12 +6,12 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::dialect::openai::bad_request::{BadRequest, bad, checked_model};
 use crate::dialect::openai::chat::Options;
 use crate::dialect::openai::chat::request::{inline_from_url, parse_arguments};
-use crate::dialect::schema::clean_schema;
+use crate::dialect::schema::tool_parameters;
 use crate::dialect::signature::signature_from_id;
 use crate::dialect::wire::{
     Empty, FunctionCallingConfig, FunctionDeclaration, GenerateRequest, GenerationConfig, Part, Role,
@@ -212,10 +212,7 @@ fn content_parts(content: &Value, f: &str, opts: &Options) -> Result<Vec<Part>, 
 fn declaration(t: &Value, f: &str) -> Result<FunctionDeclaration, BadRequest> {
     let name = t.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("{f}.name"), "required"))?;
     let description = t.get("description").and_then(Value::as_str).map(String::from);
-    let parameters = t.get("parameters").filter(|p| !p.is_null()).map(clean_schema).filter(|p| {
-        !(p.get("type") == Some(&json!("object"))
-            && p.get("properties").and_then(Value::as_object).is_none_or(|o| o.is_empty()))
-    });
+    let parameters = tool_parameters(t.get("parameters"));
     Ok(FunctionDeclaration { name: name.to_string(), description, parameters })
 }
 
@@ -276,13 +273,7 @@ fn tool_choice(choice: &Value) -> Result<FunctionCallingConfig, BadRequest> {
 }
 
 fn generation_config(obj: &Map<String, Value>, model: &str, opts: &Options) -> Result<GenerationConfig, BadRequest> {
-    let number = |name: &str| -> Result<Option<Number>, BadRequest> {
-        match obj.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => Ok(Some(n.clone())),
-            Some(_) => Err(bad(name, "must be a number")),
-        }
-    };
+    let number = |name: &str| crate::dialect::openai::bad_request::number(obj, name);
     let mut g = GenerationConfig {
         temperature: number("temperature")?,
         top_p: number("top_p")?,
