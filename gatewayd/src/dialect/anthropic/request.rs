@@ -423,6 +423,36 @@ mod tests {
         assert_eq!(names, ["weather", "time"]);
     }
 
+    /// Every truncation and type confusion of a valid body translates or is refused naming a field.
+    #[test]
+    fn malformed_bodies_translate_or_are_refused_naming_a_field() {
+        let valid = json!({"model": "m", "max_tokens": 5, "system": [{"type": "text", "text": "s"}], "stream": false,
+            "temperature": 0.5, "stop_sequences": ["x"], "thinking": {"type": "enabled", "budget_tokens": 10},
+            "tools": [{"name": "f", "input_schema": {"type": "object", "properties": {"a": {"type": "string"}}}}],
+            "tool_choice": {"type": "tool", "name": "f"},
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "t"},
+                          {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]},
+                         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}]});
+        let bodies = crate::dialect::openai::chat::tests::malformed_variants(&valid);
+        let (mut refused, mut translated) = (0, 0);
+        for body in &bodies {
+            let Ok(v) = serde_json::from_str::<Value>(body) else { continue };
+            match convert(v.clone()) {
+                Ok(r) => {
+                    assert!(serde_json::to_vec(&r.body).is_ok());
+                    translated += 1;
+                }
+                Err(e) => {
+                    let root = e.field.split(['.', '[']).next().unwrap_or("");
+                    assert!(root == "body" || v.get(root).is_some() || root == "messages", "{body}: {e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 30 && translated > 20, "refused {refused}, translated {translated}");
+    }
+
     #[test]
     fn images_errors_and_choices() {
         let r = convert(json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [

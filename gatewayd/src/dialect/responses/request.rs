@@ -366,6 +366,36 @@ mod tests {
         assert_eq!(v["generationConfig"]["maxOutputTokens"], 100);
     }
 
+    /// Every truncation and type confusion of a valid body translates or is refused naming a field.
+    #[test]
+    fn malformed_bodies_translate_or_are_refused_naming_a_field() {
+        let valid = json!({"model": "m", "instructions": "i", "stream": false, "store": true, "temperature": 0.5,
+            "max_output_tokens": 9, "reasoning": {"effort": "low", "summary": "auto"},
+            "text": {"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}},
+            "tools": [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}],
+            "tool_choice": {"type": "function", "name": "f"},
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "t"}]},
+                      {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                      {"type": "function_call_output", "call_id": "c1", "output": "ok"}]});
+        let bodies = crate::dialect::openai::chat::tests::malformed_variants(&valid);
+        let (mut refused, mut translated) = (0, 0);
+        for body in &bodies {
+            let Ok(v) = serde_json::from_str::<Value>(body) else { continue };
+            match convert(v.clone(), &[]) {
+                Ok(r) => {
+                    assert!(serde_json::to_vec(&r.body).is_ok());
+                    translated += 1;
+                }
+                Err(e) => {
+                    let root = e.field.split(['.', '[']).next().unwrap_or("");
+                    assert!(root == "body" || v.get(root).is_some() || root == "input", "{body}: {e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 30 && translated > 20, "refused {refused}, translated {translated}");
+    }
+
     #[test]
     fn history_comes_first_and_mistakes_name_their_field() {
         let history = [
