@@ -46,6 +46,16 @@ pub const SAFETY_CATEGORIES: &[&str] = &[
 ];
 
 impl GenerateRequest {
+    /// The last step of every dialect's translation, the same for all: what Gemini itself demands
+    /// of `model` (stand-in signatures, responses in their calls' order, no search beside
+    /// functions before Gemini 3), then `models.safety_settings`.
+    pub fn finish_for(&mut self, model: &str, safety: &str) {
+        self.sign_foreign_calls(model);
+        self.order_responses();
+        self.keep_search_where_allowed(model);
+        self.apply_safety(safety);
+    }
+
     /// `models.safety_settings`: the threshold for every category not already set; `passthrough`
     /// leaves the request alone.
     pub fn apply_safety(&mut self, threshold: &str) {
@@ -64,7 +74,7 @@ impl GenerateRequest {
     /// only that one of parallel calls). A turn whose first call has none never came from
     /// Gemini through the gateway (its ids carry every signature Gemini gave), so that call gets
     /// the value Google documents for such turns; later calls are left as they are.
-    pub fn sign_foreign_calls(&mut self, model: &str) {
+    fn sign_foreign_calls(&mut self, model: &str) {
         if !model.starts_with("gemini-3") {
             return;
         }
@@ -81,7 +91,7 @@ impl GenerateRequest {
     /// a client may answer parallel calls in any order, so each user turn's responses are put in
     /// the order of the calls they answer (by name, each call once); other parts keep their place
     /// after them.
-    pub fn order_responses(&mut self) {
+    fn order_responses(&mut self) {
         for i in 1..self.contents.len() {
             if self.contents[i].role != Role::User || self.contents[i - 1].role != Role::Model {
                 continue;
@@ -113,7 +123,7 @@ impl GenerateRequest {
 
     /// Models before Gemini 3 refuse Google Search beside function declarations: there the
     /// functions, which the client's loop depends on, are kept and the search dropped.
-    pub fn keep_search_where_allowed(&mut self, model: &str) {
+    fn keep_search_where_allowed(&mut self, model: &str) {
         let functions = self.tools.iter().any(|t| matches!(t, Tool::FunctionDeclarations(_)));
         if functions && !model.starts_with("gemini-3") {
             self.tools.retain(|t| !matches!(t, Tool::GoogleSearch(_)));

@@ -82,14 +82,11 @@ pub fn messages_request(req: &Value, opts: &Options) -> Result<MessagesRequest, 
     if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
         body.tools = tools_of(tools)?;
     }
-    body.keep_search_where_allowed(upstream_model.as_str());
     if let Some(choice) = obj.get("tool_choice").filter(|c| !c.is_null()) {
         body.tool_config = Some(ToolConfig { function_calling_config: tool_choice(choice)? });
     }
     body.generation_config = generation_config(obj)?;
-    body.sign_foreign_calls(upstream_model.as_str());
-    body.order_responses();
-    body.apply_safety(opts.safety);
+    body.finish_for(upstream_model.as_str(), opts.safety);
     Ok(MessagesRequest { model, upstream_model, stream, body })
 }
 

@@ -99,14 +99,11 @@ pub fn responses_request(req: &Value, history: &[Value], opts: &Options) -> Resu
     if let Some(tools) = obj.get("tools").filter(|t| !t.is_null()) {
         body.tools.extend(tools_of(tools, &mut namespaces)?);
     }
-    body.keep_search_where_allowed(upstream_model.as_str());
     if let Some(choice) = obj.get("tool_choice").filter(|c| !c.is_null()) {
         body.tool_config = Some(ToolConfig { function_calling_config: tool_choice(choice)? });
     }
     body.generation_config = generation_config(obj, upstream_model.as_str(), opts)?;
-    body.sign_foreign_calls(upstream_model.as_str());
-    body.order_responses();
-    body.apply_safety(opts.safety);
+    body.finish_for(upstream_model.as_str(), opts.safety);
     Ok(ResponsesRequest { model, upstream_model, stream, store, input, namespaces, body })
 }
 

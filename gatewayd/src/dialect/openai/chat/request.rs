@@ -101,9 +101,7 @@ pub fn chat_request(req: &Value, opts: &Options) -> Result<ChatRequest, BadReque
     }
     body.generation_config = generation_config(obj, upstream_model.as_str(), opts)?;
     google_extension(obj, &mut body)?;
-    body.sign_foreign_calls(upstream_model.as_str());
-    body.order_responses();
-    body.apply_safety(opts.safety);
+    body.finish_for(upstream_model.as_str(), opts.safety);
     Ok(ChatRequest { model, upstream_model, stream, include_usage, body })
 }
 
