@@ -183,7 +183,7 @@ impl tower_service::Service<Uri> for Outbound {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct ClientSettings {
     connect_timeout_secs: u64,
     proxy: String,
@@ -197,6 +197,12 @@ impl ClientSettings {
             proxy: cfg.proxy.clone(),
             proxies: cfg.proxies.clone(),
         }
+    }
+
+    /// Whether `cfg` still asks for these settings; compared in place, since it runs on every
+    /// attempt (no copy of the proxy list per request).
+    fn matches(&self, cfg: &UpstreamConfig) -> bool {
+        self.connect_timeout_secs == cfg.connect_timeout_secs && self.proxy == cfg.proxy && self.proxies == cfg.proxies
     }
 
     /// Each egress route's proxy URL (`""` for none): one per `upstream.proxies`, else the one
@@ -254,11 +260,10 @@ impl Upstream {
     /// changed since the last request.
     pub fn client(&self, cfg: &UpstreamConfig, key_id: i64) -> HttpsClient {
         let current = self.current.read().clone();
-        let settings = ClientSettings::of(cfg);
-        if current.settings == settings {
+        if current.settings.matches(cfg) {
             return current.clients[current.route(key_id)].clone();
         }
-        match Clients::build(settings) {
+        match Clients::build(ClientSettings::of(cfg)) {
             Ok(clients) => {
                 let client = clients.clients[clients.route(key_id)].clone();
                 *self.current.write() = Arc::new(clients);
