@@ -135,10 +135,12 @@ fn resolve(path: &str, google_token: bool) -> Route<'_> {
     if let Some(resource) = native.strip_prefix("/v1").filter(|_| via_gemini_alias || google_token).and_then(stateful) {
         return Route::Stateful { version: "v1", resource };
     }
-    if let Some(rest) = path.strip_prefix("/v1").filter(|r| *r == "/messages" || r.starts_with("/messages/")) {
+    let v1 = path.strip_prefix("/hf").filter(|p| p.starts_with("/v1/")).unwrap_or(native);
+    if let Some(rest) =
+        v1.strip_prefix("/v1").filter(|r| !via_gemini_alias && (*r == "/messages" || r.starts_with("/messages/")))
+    {
         return Route::Anthropic { rest };
     }
-    let v1 = path.strip_prefix("/hf").filter(|p| p.starts_with("/v1/")).unwrap_or(native);
     if let Some(rest) = v1.strip_prefix("/v1").filter(|r| r.starts_with('/')) {
         // `/v1/models/{m}:{method}` is native (a bad name there is the native route's 400);
         // `/v1/models[/{m}]` is shared by both dialects.
@@ -365,6 +367,12 @@ mod tests {
         assert_eq!(resolve_b("/v1/chat/completions"), Route::OpenAi { rest: "/chat/completions" });
         assert_eq!(resolve_b("/v1/messages"), Route::Anthropic { rest: "/messages" });
         assert_eq!(resolve_b("/v1/messages/count_tokens"), Route::Anthropic { rest: "/messages/count_tokens" });
+        assert_eq!(
+            resolve_b("/hf/v1/messages"),
+            Route::Anthropic { rest: "/messages" },
+            "/hf/v1 aliases every /v1 route"
+        );
+        assert!(matches!(resolve_b("/gemini/v1/messages"), Route::Native { .. }), "the Gemini alias stays Gemini's");
         assert_eq!(resolve_b("/hf/v1/embeddings"), Route::OpenAi { rest: "/embeddings" });
         assert_eq!(resolve_b("/openai/v1/chat/completions"), Route::OpenAiPassthrough { rest: "/chat/completions" });
         assert_eq!(
