@@ -148,6 +148,12 @@ pub struct LabelArgs {
     pub note: Option<String>,
 }
 
+impl From<LabelArgs> for shared::admin::KeyLabels {
+    fn from(l: LabelArgs) -> Self {
+        shared::admin::KeyLabels { group: l.group, project: l.project, note: l.note }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum SettingsCommand {
     /// Every field with its value and source (default, file, env, runtime)

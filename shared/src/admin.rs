@@ -106,28 +106,31 @@ pub struct AddKeysRequest {
     /// Lines of the input that held no key, counted by the client that parsed them.
     #[serde(default)]
     pub malformed: u64,
-    /// Labels for every key added: `gemini` (the default) or `vertex`, and optional group,
-    /// project and note.
+    /// The kind of every key added: `gemini` (the default) or `vertex`.
     #[serde(default)]
     pub kind: Option<String>,
-    #[serde(default)]
+    /// Labels for every key added.
+    #[serde(flatten)]
+    pub labels: KeyLabels,
+}
+
+/// Labels an operator gives keys; each one given is set, `""` clears it, one not given stays.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyLabels {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
-/// `gbctl keys set`: each label given is set on every key named (`""` clears it).
+/// `gbctl keys set`: the labels given, on every key named.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SetKeysRequest {
     pub keys: Vec<String>,
-    #[serde(default)]
-    pub group: Option<String>,
-    #[serde(default)]
-    pub project: Option<String>,
-    #[serde(default)]
-    pub note: Option<String>,
+    #[serde(flatten)]
+    pub labels: KeyLabels,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

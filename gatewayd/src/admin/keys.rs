@@ -68,8 +68,7 @@ pub(super) async fn list_keys(state: &Arc<State>, filter: Option<String>) -> Rep
 
 pub(super) async fn add_keys(state: &Arc<State>, req: api::AddKeysRequest) -> Reply {
     let bad = |e: labels::LabelError| fail(StatusCode::BAD_REQUEST, e.0);
-    let relabel =
-        labels::Relabel::parse(req.group.as_deref(), req.project.as_deref(), req.note.as_deref()).map_err(bad)?;
+    let relabel = labels::Relabel::of(&req.labels).map_err(bad)?;
     let kind = req.kind.as_deref().map(KeyKind::parse).transpose().map_err(bad)?.unwrap_or_default();
     let labels = relabel.apply(&Labels { kind, ..Labels::default() });
     let mut valid = Vec::with_capacity(req.keys.len());
@@ -190,8 +189,7 @@ pub(super) async fn remove_keys(state: &Arc<State>, sel: api::KeySelection) -> R
 /// `gbctl keys set`: the labels given, on every key named, saved before they take effect.
 pub(super) async fn set_labels(state: &Arc<State>, req: api::SetKeysRequest) -> Reply {
     let bad = |e: labels::LabelError| fail(StatusCode::BAD_REQUEST, e.0);
-    let change =
-        labels::Relabel::parse(req.group.as_deref(), req.project.as_deref(), req.note.as_deref()).map_err(bad)?;
+    let change = labels::Relabel::of(&req.labels).map_err(bad)?;
     if change.is_empty() {
         return Err(fail(
             StatusCode::BAD_REQUEST,

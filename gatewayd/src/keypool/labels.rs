@@ -94,6 +94,11 @@ impl Relabel {
         })
     }
 
+    /// The labels the admin API received, checked.
+    pub fn of(given: &shared::admin::KeyLabels) -> Result<Relabel, LabelError> {
+        Relabel::parse(given.group.as_deref(), given.project.as_deref(), given.note.as_deref())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.group.is_none() && self.project.is_none() && self.note.is_none()
     }

@@ -93,7 +93,7 @@ async fn set(ctx: &Ctx, keys: Vec<String>, labels: LabelArgs) -> Outcome {
     if labels.group.is_none() && labels.project.is_none() && labels.note.is_none() {
         return usage("keys set: give --group, --project or --note (\"\" clears one)");
     }
-    let req = SetKeysRequest { keys, group: labels.group, project: labels.project, note: labels.note };
+    let req = SetKeysRequest { keys, labels: labels.into() };
     let done: Vec<KeyRef> = ctx.client.post(api::KEYS_SET, &req).await?;
     if ctx.json() {
         json(&done);
@@ -188,7 +188,7 @@ async fn add(
         return Ok(2);
     }
     let (keys, malformed) = api::extract_keys(&text);
-    let req = AddKeysRequest { keys, malformed, kind, group: labels.group, project: labels.project, note: labels.note };
+    let req = AddKeysRequest { keys, malformed, kind, labels: labels.into() };
     let res: AddKeysResponse = ctx.client.post(api::KEYS_ADD, &req).await?;
     if ctx.json() {
         json(&res);
