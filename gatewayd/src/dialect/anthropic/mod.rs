@@ -42,8 +42,7 @@ async fn messages(
     body: Bytes,
     count: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let req: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))?;
+    let req = crate::dialect::openai::parse_json(&body)?;
     drop(body);
     let images = crate::image_fetch::fetch_map(state, request::remote_image_urls(&req)).await?;
     let cfg = state.config.load();

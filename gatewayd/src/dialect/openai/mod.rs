@@ -67,7 +67,7 @@ fn json_ok(v: &Value) -> Response<Body> {
     crate::body::json_response(StatusCode::OK, v)
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))
 }
 

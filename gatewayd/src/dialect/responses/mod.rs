@@ -187,8 +187,7 @@ async fn create(
     body: Bytes,
     owner: Owner,
 ) -> Result<Response<Body>, ApiError> {
-    let req: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))?;
+    let req = crate::dialect::openai::parse_json(&body)?;
     drop(body);
     let bad = |e: crate::dialect::openai::bad_request::BadRequest| ApiError::BadRequest(e.to_string());
     // The conversation so far, and the key it lives on.
