@@ -210,3 +210,26 @@ async fn each_key_leaves_through_the_proxy_its_hash_picks() {
     assert_eq!(auths, [basic("secret-one"), basic("secret-two")], "each proxy got its own credentials");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_vertex_key_meets_the_same_blame_and_cooldowns() {
+    let (v1, v2) = (key(1), key(2));
+    let quota = Script::quota("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", Some("40s"));
+    let fake = FakeGemini::new().vertex_key(&v1, quota).vertex_key(&v2, Script::Ok).start().await;
+    let gw =
+        Gateway::builder(&fake.base_url()).set("vertex.base_url", &format!("\"{}\"", fake.base_url())).start().await;
+    admin_ok(&gw, "/v1/keys/add", json!({"keys": [v1, v2], "kind": "vertex"})).await;
+    // The 429 cools v1 for the model and the attempt goes on to v2, as on the Gemini routes.
+    let r = gw.post(VERTEX_GENERATE, HELLO).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let cooling = gw.health(&v1);
+    assert_eq!(cooling.cooldowns()["gemini-2.5-flash"].reason, gatewayd::outcome::CoolReason::Rpm);
+    let before = fake.hits(&v1);
+    for _ in 0..3 {
+        assert_eq!(gw.post(VERTEX_GENERATE, HELLO).await.status, StatusCode::OK);
+    }
+    assert_eq!(fake.hits(&v1), before, "the cooling key rests");
+    let trail = gw.logged_requests(4).await[0].record.trail();
+    assert!(trail.contains("429") && trail.contains("200"), "{trail}");
+    gw.stop().await;
+}

@@ -479,13 +479,23 @@ async fn the_proxy_password_is_absent_from_every_output() {
     let dir = tempfile::tempdir().unwrap();
     let password = "hunter2-proxy-password";
     let proxy = format!("http://alice:{password}@127.0.0.1:1");
-    let out = gatewayd(dir.path()).arg("check-config").env("GATEWAY_UPSTREAM__PROXY", &proxy).output().unwrap();
+    // And upstream.proxies, whose entries carry passwords the same way (the requests go there).
+    let pinned = "swordfish-proxies-password";
+    let proxies = format!(r#"["http://bob:{pinned}@127.0.0.1:1", "socks5://carol:{pinned}@127.0.0.1:1"]"#);
+    let secret = |text: &str| text.contains(password) || text.contains(pinned);
+    let out = gatewayd(dir.path())
+        .arg("check-config")
+        .env("GATEWAY_UPSTREAM__PROXY", &proxy)
+        .env("GATEWAY_UPSTREAM__PROXIES", &proxies)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!text.contains(password) && text.contains("alice:"), "{text}");
+    assert!(!secret(&text) && text.contains("alice:") && text.contains("bob:"), "{text}");
     let mut cmd = gatewayd(dir.path());
     cmd.env("GATEWAY_SERVER__LISTEN", "127.0.0.1:0")
         .env("GATEWAY_UPSTREAM__PROXY", &proxy)
+        .env("GATEWAY_UPSTREAM__PROXIES", &proxies)
         .env("GATEWAY_KEYS__API_KEYS", r#"["key-one-0001"]"#)
         .env("GATEWAY_AUTH__TOKENS", r#"["t-0123456789"]"#);
     let mut gw = Running::start(cmd);
@@ -495,9 +505,9 @@ async fn the_proxy_password_is_absent_from_every_output() {
     let fields: Vec<&str> = open_files.split_whitespace().collect();
     assert_eq!(fields[3], fields[4], "the soft limit is raised to the hard one: {open_files}");
     let socket = dir.path().join("data/gatewayd.sock");
-    for path in ["/v1/settings/upstream.proxy", "/v1/settings"] {
+    for path in ["/v1/settings/upstream.proxy", "/v1/settings/upstream.proxies", "/v1/settings", "/v1/keys"] {
         let (_, text) = gatewayd_testkit::admin(&socket, Method::GET, path, None).await;
-        assert!(!text.contains(password) && text.contains("alice"), "{path}: {text}");
+        assert!(!secret(&text) && (text.contains("alice") || text.contains("bob")), "{path}: {text}");
     }
     let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::from(HELLO)));
     *req.method_mut() = Method::POST;
@@ -505,15 +515,15 @@ async fn the_proxy_password_is_absent_from_every_output() {
     req.headers_mut().insert("x-goog-api-key", "t-0123456789".parse().unwrap());
     let res = gatewayd_testkit::client().request(req).await.unwrap();
     let body = res.into_body().collect().await.unwrap().to_bytes();
-    assert!(!String::from_utf8_lossy(&body).contains(password));
+    assert!(!secret(&String::from_utf8_lossy(&body)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     for path in ["/v1/logs?n=10", "/v1/logs?n=10&errors=true"] {
         let (_, text) = gatewayd_testkit::admin(&socket, Method::GET, path, None).await;
-        assert!(!text.contains(password), "{path}: {text}");
+        assert!(!secret(&text), "{path}: {text}");
     }
     gw.signal("TERM");
     gw.wait_exit();
-    assert!(!gw.seen.iter().any(|l| l.contains(password)), "{:#?}", gw.seen);
+    assert!(!gw.seen.iter().any(|l| secret(l)), "{:#?}", gw.seen);
 }
 
 /// A request body of `left` bytes made as it is sent, 1 MiB a frame: the client holds no more
