@@ -119,7 +119,7 @@ pub async fn handle(
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
-    let keys = match owner.map(|o| state.affinity.resolve(&files, &o, state.now())).transpose()?.flatten() {
+    let keys = match owner.as_ref().map(|o| state.affinity.resolve(&files, o, state.now())).transpose()?.flatten() {
         Some(key) => super::owned::pinned(state, &files[0], key)?,
         None => KeyChoice::Any,
     };
@@ -136,7 +136,8 @@ pub async fn handle(
         && super::operations::creates(method)
     {
         let served = proxy::fetch(state, plan, out).await?;
-        super::operations::bind_created(state, &served, &crate::affinity::Owner::of_token(token)).await?;
+        let owner = owner.unwrap_or_else(|| crate::affinity::Owner::of_token(token));
+        super::operations::bind_created(state, &served, &owner).await?;
         return Ok(super::owned::relay(&served, None));
     }
     let shape = match target {
